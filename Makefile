@@ -1,0 +1,120 @@
+# logsift - one non-recursive Makefile.
+#
+#   make            build ./logsift
+#   make run        install missing packages, build, run on the default config
+#   make test       install missing packages, build, run every test
+#   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
+#   make fuzz       build the libFuzzer targets and run each FUZZ_TIME seconds
+#   make install    install to $(PREFIX)/bin
+#   make help       this list
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+PKGS     := rdkafka libpcre2-8 jansson libmaxminddb yaml-0.1
+FUZZ_TIME ?= 30
+
+# Debian packages the build and the tests need (`make deps` installs what is missing).
+DEB_PKGS := build-essential pkg-config librdkafka-dev libpcre2-dev libjansson-dev \
+            libmaxminddb-dev libyaml-dev libcmocka-dev rsyslog bsdutils python3 \
+            procps
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -pthread \
+               -I. -DLSF_VERSION='"$(VERSION)"'
+OPT      ?= -O2
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   += $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -pthread
+
+LIB_DIRS := core ingest parsers rules enrich anomaly sinks
+LIB_SRCS := $(filter-out core/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all run test asan fuzz install clean help deps check-deps
+.DEFAULT_GOAL := all
+
+all: logsift
+
+logsift: $(BUILD)/logsift
+	@ln -sf $(BUILD)/logsift logsift
+
+$(BUILD)/logsift: $(BUILD)/core/main.o $(BUILD)/liblogsift.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/liblogsift.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogsift.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/liblogsift.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/liblogsift.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/liblogsift.a $(LDLIBS)
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/core/main.d
+
+# Installs the Debian packages that are missing; a fast no-op when all are present.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build-tests: logsift $(UNIT_BINS) $(TOOL_BINS)
+
+run: deps logsift
+	./logsift run
+
+test: deps
+	@$(MAKE) --no-print-directory build-tests
+	@BUILD=$(BUILD) tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" build-tests
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+
+fuzz: deps
+	@command -v clang >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang libclang-rt-dev; }
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" $(BUILD:%=build-fuzz)/liblogsift.a
+	@mkdir -p build-fuzz/fuzz
+	@set -e; for f in $(FUZZ_SRCS); do \
+	  n=$$(basename $$f .c); \
+	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o build-fuzz/fuzz/$$n $$f \
+	    build-fuzz/liblogsift.a $(LDLIBS); \
+	  mkdir -p build-fuzz/corpus/$$n; \
+	  echo "fuzz $$n for $(FUZZ_TIME)s"; \
+	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 build-fuzz/corpus/$$n \
+	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	done
+
+install: logsift
+	install -D -m 0755 $(BUILD)/logsift $(DESTDIR)$(PREFIX)/bin/logsift
+
+clean:
+	rm -rf build build-asan build-fuzz logsift
+
+help:
+	@sed -n 's/^#   //p' Makefile
