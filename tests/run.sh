@@ -21,8 +21,8 @@ count_output() { # $1 = name, $2 = log file, $3 = exit status
         return
     fi
     # cmocka: "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    p=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
     # TAP-style lines from scripts and tools
     local tp tf
     tp=$(grep -c '^ok ' "$log")
