@@ -98,7 +98,7 @@ fuzz: deps
 	@command -v clang >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang libclang-rt-dev; }
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
-	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" $(BUILD:%=build-fuzz)/liblogsift.a
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/liblogsift.a
 	@mkdir -p build-fuzz/fuzz
 	@set -e; for f in $(FUZZ_SRCS); do \
 	  n=$$(basename $$f .c); \
