@@ -338,6 +338,8 @@ lsf_io *lsf_pipeline_io(lsf_pipeline *p) { return p->io; }
 
 const lsf_pipeline_conf *lsf_pipeline_settings(const lsf_pipeline *p) { return &p->conf; }
 
+int lsf_pipeline_nworkers(const lsf_pipeline *p) { return p->nworkers; }
+
 int lsf_pipeline_input_format(const lsf_pipeline *p, int index)
 {
     if (index < 0 || index >= p->inputs.n)

@@ -73,6 +73,9 @@ void lsf_pipeline_submit(lsf_pipeline *p, lsf_batch *b);
 void lsf_pipeline_input_done(lsf_pipeline *p);
 lsf_io *lsf_pipeline_io(lsf_pipeline *p);
 const lsf_pipeline_conf *lsf_pipeline_settings(const lsf_pipeline *p);
+/* Number of worker threads (valid after lsf_pipeline_new); transforms size
+ * their per-worker state with it and index it by process()'s `worker`. */
+int lsf_pipeline_nworkers(const lsf_pipeline *p);
 /* Input `index`'s configured record format (enum lsf_format). */
 int lsf_pipeline_input_format(const lsf_pipeline *p, int index);
 /* The stages of a kind, in config order. */

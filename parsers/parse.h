@@ -45,10 +45,44 @@ int lsf_json_object_to_fields(lsf_batch *b, lsf_event *ev, const char *p, size_t
  * consumed (0 when the text is not a timestamp of that form) and stores ns
  * since the epoch, UTC. */
 size_t lsf_ts_parse_rfc3339(const char *p, size_t n, const lsf_parse_opts *opts, int64_t *out_ns);
-/* "Mmm dd hh:mm:ss" (optionally followed by a year or ".fraction");
- * `ref_ns` picks the year: the one that puts the time nearest to ref_ns
- * (Dec 31 received on Jan 1 is last year). */
+/* RFC 3339 / ISO 8601: "YYYY-MM-DD(T|SP)hh:mm:ss[.frac][Z|+hh:mm|+hhmm]";
+ * without a zone the time is in opts' zone (NULL opts: UTC). */
+/* "Mmm dd hh:mm:ss" with the variants devices send: "Mmm dd yyyy hh:mm:ss",
+ * "yyyy Mmm dd hh:mm:ss", ".fraction" after the seconds, any case of the
+ * month, one-digit day. Time is in opts' zone. Without a year, `ref_ns`
+ * picks the one that puts the time nearest to ref_ns (Dec 31 received on
+ * Jan 1 is last year). The trailing ':' or space is not consumed. */
 size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, int64_t ref_ns,
                          int64_t *out_ns);
+/* Epoch time as text, "1530576000[.123]" (at least 9 integer digits);
+ * seconds, milliseconds, microseconds or nanoseconds by magnitude
+ * (< 1e11 s, < 1e14 ms, < 1e17 us, else ns). Same return convention. */
+size_t lsf_ts_parse_epoch(const char *p, size_t n, int64_t *out_ns);
+/* The same for a number (JSON): 0, or -1 when out of range. */
+int lsf_ts_from_epoch(double v, int64_t *out_ns);
+
+/* ---- helpers shared by the parsers ---------------------------------------- */
+
+/* Length of ev->raw without the trailing CR, LF and NUL bytes, which are
+ * never part of the message. */
+static inline size_t lsf_parse_len(const lsf_event *ev)
+{
+    size_t n = ev->raw.ptr ? ev->raw.len : 0;
+    while (n && (ev->raw.ptr[n - 1] == '\n' || ev->raw.ptr[n - 1] == '\r' || ev->raw.ptr[n - 1] == 0))
+        n--;
+    return n;
+}
+
+/* Reads a syslog PRI "<n>" at p. Returns the bytes it spans with *pri set,
+ * 0 when p does not start with '<', -1 when the <...> is not a valid PRI
+ * (no digits, no '>', or a value above 191), as rsyslog judges it. */
+int lsf_parse_pri(const char *p, size_t n, int *pri);
+
+/* The body of a syslog message as fields: when opts->body_json is set and
+ * ev->message is a JSON object, optionally after a "@cee:" cookie, its
+ * members become fields and its message/msg member the message. The syslog
+ * header keeps precedence: host and time are taken from the body only when
+ * the header had none. */
+void lsf_parse_body_json(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
 
 #endif
