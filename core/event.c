@@ -246,9 +246,10 @@ const char *lsf_field_name(uint16_t id)
     return (id && id <= field_count) ? field_names[id] : "";
 }
 
+/* rsyslog's names (RFC 5424 codes 13-15: log audit, log alert, clock). */
 static const char *const facility_names[24] = {
     "kern",   "user",   "mail",     "daemon", "auth",   "syslog", "lpr",    "news",
-    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "security", "console", "solaris-cron",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "audit",  "alert",  "clock",
     "local0", "local1", "local2",   "local3", "local4", "local5", "local6", "local7"};
 static const char *const severity_names[8] = {"emerg", "alert", "crit",  "err",
                                               "warning", "notice", "info", "debug"};
