@@ -197,7 +197,7 @@ def cmd_expect(path, args):
 
 
 def cmd_seq(path, prefix, conns, per_conn, first=0, any_order=False):
-    pat = re.compile(re.escape(prefix) + r' conn=(\d+) seq=(\d+)')
+    pat = re.compile(r'(?:^|\s)' + re.escape(prefix) + r' conn=(\d+) seq=(\d+)(?:\s|$)')
     seen = {}
     last = {}
     dups = order = other = 0
