@@ -140,7 +140,7 @@ int lsf_parse_rfc3164(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
         return -1;
 
     lsf_str host = LSF_STR_NULL, app = LSF_STR_NULL, procid = LSF_STR_NULL;
-    size_t h = i < n ? hostname_len(p + i, n - i) : 0;
+    size_t h = i < n && !last_repeated(p + i, n - i) ? hostname_len(p + i, n - i) : 0;
     if (h) {
         host = lsf_str_make(p + i, h);
         i += h;

@@ -187,16 +187,19 @@ size_t lsf_ts_parse_rfc3339(const char *p, size_t n, const lsf_parse_opts *opts,
     size_t i = 0;
     int y, mo, d, h, mi, s;
     int64_t ns = 0;
-    if (!p || !fixed(p, n, &i, 4, &y) || i >= n || p[i++] != '-' || !fixed(p, n, &i, 2, &mo) ||
-        i >= n || p[i++] != '-' || !fixed(p, n, &i, 2, &d) || i >= n)
+    /* One-digit fields ("2003-9-1T1:0:0Z") are accepted, as rsyslog does. */
+    if (!p || !fixed(p, n, &i, 4, &y) || i >= n || p[i++] != '-' || !upto(p, n, &i, 2, &mo) ||
+        i >= n || p[i++] != '-' || !upto(p, n, &i, 2, &d) || i >= n)
         return 0;
     char sep = p[i++];
     if (sep != 'T' && sep != 't' && sep != ' ')
         return 0;
-    if (!fixed(p, n, &i, 2, &h) || i >= n || p[i++] != ':' || !fixed(p, n, &i, 2, &mi) ||
-        i >= n || p[i++] != ':' || !fixed(p, n, &i, 2, &s))
+    if (!upto(p, n, &i, 2, &h) || i >= n || p[i++] != ':' || !upto(p, n, &i, 2, &mi) || i >= n ||
+        p[i++] != ':' || !upto(p, n, &i, 2, &s))
         return 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays(y, mo) || h > 23 || mi > 59 || s > 60)
+    /* A day past the month's end (Feb 30) rolls over rather than making the
+     * field a non-timestamp, as in rsyslog. */
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
         return 0;
     if (i < n && (p[i] == '.' || p[i] == ','))
         if (!frac(p, n, &i, &ns))
@@ -304,8 +307,8 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
         return 0;
     if (!year && i + 4 < n && dig(p[i + 2]))
         year_sp(p, n, &i, &year); /* "Mmm dd yyyy hh:mm:ss" */
-    if (!upto(p, n, &i, 2, &h) || i >= n || p[i++] != ':' || !fixed(p, n, &i, 2, &mi) ||
-        i >= n || p[i++] != ':' || !fixed(p, n, &i, 2, &s))
+    if (!upto(p, n, &i, 2, &h) || i >= n || p[i++] != ':' || !upto(p, n, &i, 2, &mi) || i >= n ||
+        p[i++] != ':' || !upto(p, n, &i, 2, &s))
         return 0;
     if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
         return 0;
@@ -314,28 +317,24 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
     int64_t tod = h * 3600 + mi * 60 + s;
     int64_t utc;
     if (year) {
-        if (d > mdays(year, mo))
-            return 0;
         utc = wall_to_utc(days_from_civil(year, mo, d) * 86400 + tod, opts);
     } else {
-        /* Nearest to the reference among last, this and next year. */
+        /* Nearest to the reference among last, this and next year; a year
+         * where the day exists (Feb 29) beats one where it rolls over. */
         int64_t ref = ref_ns / NS;
         int64_t y0 = year_of(ref);
-        bool found = false;
+        int best_ok = -1;
         utc = 0;
         for (int64_t y = y0 - 1; y <= y0 + 1; y++) {
-            if (d > mdays(y, mo))
-                continue;
+            int ok = d <= mdays(y, mo);
             int64_t t = wall_to_utc(days_from_civil(y, mo, d) * 86400 + tod, opts);
             int64_t dist = t > ref ? t - ref : ref - t;
             int64_t best = utc > ref ? utc - ref : ref - utc;
-            if (!found || dist < best) {
+            if (ok > best_ok || (ok == best_ok && dist < best)) {
                 utc = t;
-                found = true;
+                best_ok = ok;
             }
         }
-        if (!found)
-            return 0;
     }
     if (!finish(utc, ns, out_ns))
         return 0;
