@@ -4,7 +4,10 @@
  * (objects flatten to dotted names "a.b.c", arrays stay JSON text) and a few
  * well-known keys fill event members: message/msg, @timestamp/timestamp/
  * time/ts (RFC 3339 text or epoch s/ms/us/ns), host/hostname (and a nested
- * host.name), level/severity -> field log.level. Every name and string is
+ * host.name), level/severity -> field log.level. An "@timestamp" or string
+ * "host" member that is not used (unparseable, or the syslog header wins) is
+ * dropped rather than clash with the event's own; event.original keeps it.
+ * Every name and string is
  * copied into the batch arena, because jansson's tree is freed before
  * return. A line without a message member keeps the whole line as message,
  * so rules that match on message still see it.
@@ -187,6 +190,9 @@ static void apply(jctx *c, json_t *o)
     {
         if ((used_time && !strcmp(key, used_time)) || (used_msg && !strcmp(key, used_msg)) ||
             (used_host && !strcmp(key, used_host)))
+            continue;
+        /* Would clash with the event's own @timestamp and host.name. */
+        if (!strcmp(key, "@timestamp") || (!strcmp(key, "host") && json_is_string(v)))
             continue;
         size_t kl = strlen(key);
         if (kl == 0)
