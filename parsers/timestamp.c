@@ -58,7 +58,7 @@ static int64_t year_of(int64_t s)
 /* ---- local zone offsets -------------------------------------------------- */
 
 #define SLOT_S 900
-#define NCACHE 32
+#define NCACHE 61 /* prime: slots a day apart must not collide */
 static _Thread_local struct {
     int64_t slot;
     int32_t off;
@@ -322,19 +322,23 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
         /* Nearest to the reference among last, this and next year; a year
          * where the day exists (Feb 29) beats one where it rolls over. */
         int64_t ref = ref_ns / NS;
-        int64_t y0 = year_of(ref);
+        int mode = opts ? opts->tz_mode : LSF_TZ_UTC;
+        int64_t ref_wall = ref + (mode == LSF_TZ_FIXED ? opts->tz_offset_s
+                                  : mode == LSF_TZ_LOCAL ? local_offset_at(ref) : 0);
+        /* Compared in wall-clock time, one conversion at the end. */
+        int64_t y0 = year_of(ref_wall), wall = 0;
         int best_ok = -1;
-        utc = 0;
         for (int64_t y = y0 - 1; y <= y0 + 1; y++) {
             int ok = d <= mdays(y, mo);
-            int64_t t = wall_to_utc(days_from_civil(y, mo, d) * 86400 + tod, opts);
-            int64_t dist = t > ref ? t - ref : ref - t;
-            int64_t best = utc > ref ? utc - ref : ref - utc;
+            int64_t w = days_from_civil(y, mo, d) * 86400 + tod;
+            int64_t dist = w > ref_wall ? w - ref_wall : ref_wall - w;
+            int64_t best = wall > ref_wall ? wall - ref_wall : ref_wall - wall;
             if (ok > best_ok || (ok == best_ok && dist < best)) {
-                utc = t;
+                wall = w;
                 best_ok = ok;
             }
         }
+        utc = wall_to_utc(wall, opts);
     }
     if (!finish(utc, ns, out_ns))
         return 0;
