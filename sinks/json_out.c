@@ -207,35 +207,37 @@ static inline uint64_t special_bytes(uint64_t w)
 #endif
 
 /* Writes the escaped bytes of [s, e) at d, which has room for 6 bytes per
- * input byte; returns the new end. */
+ * input byte plus 8; returns the new end. Safe bytes go eight at a time
+ * while eight remain, then one at a time in a tight loop. */
 static char *esc(char *d, const unsigned char *s, const unsigned char *e)
 {
-    while (s < e) {
+    for (;;) {
 #ifdef WORD_SCAN
         while (e - s >= 8) {
             uint64_t w;
             memcpy(&w, s, 8);
             memcpy(d, &w, 8); /* room: >= 6 bytes per remaining input byte */
             uint64_t m = special_bytes(w);
-            if (!m) {
-                s += 8;
-                d += 8;
-                continue;
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctzll(m) >> 3;
+                s += k;
+                d += k;
+                goto special;
             }
-            unsigned k = (unsigned)__builtin_ctzll(m) >> 3;
-            s += k;
-            d += k;
-            break;
+            s += 8;
+            d += 8;
         }
+#endif
+        while (s < e && !esc_class[*s])
+            *d++ = (char)*s++;
         if (s >= e)
-            break;
+            return d;
+#ifdef WORD_SCAN
+    special:;
 #endif
         unsigned c = *s;
         unsigned cls = esc_class[c];
-        if (!cls) {
-            *d++ = (char)c;
-            s++;
-        } else if (cls == 'U') {
+        if (cls == 'U') {
             size_t n = utf8_len(s, e);
             if (n) {
                 memcpy(d, s, n);
@@ -263,7 +265,6 @@ static char *esc(char *d, const unsigned char *s, const unsigned char *e)
             s++;
         }
     }
-    return d;
 }
 
 static inline size_t esc_room(size_t n)
@@ -539,6 +540,11 @@ static void sd_value(lsf_outbuf *o, const unsigned char *v, uint32_t n)
     o->len = (size_t)(d - o->buf);
 }
 
+static inline bool same_name(const unsigned char *s, const sd_param *a, const sd_param *b)
+{
+    return a->name_len == b->name_len && !memcmp(s + a->name, s + b->name, a->name_len);
+}
+
 static void put_sd(lsf_outbuf *o, lsf_str sd)
 {
     sd_elem es[MAX_SD_ELEMS];
@@ -578,11 +584,8 @@ static void put_sd(lsf_outbuf *o, lsf_str sd)
             lsf_json_write_string(o, (const char *)s + pa->name, pa->name_len);
             put1(o, ':');
             unsigned same = 0;
-            for (unsigned b = a + 1; b < n; b++) {
-                const sd_param *pb = &ps[idx[b]];
-                if (pb->name_len == pa->name_len && !memcmp(s + pb->name, s + pa->name, pa->name_len))
-                    same++;
-            }
+            for (unsigned b = a + 1; b < n; b++)
+                same += same_name(s, pa, &ps[idx[b]]);
             if (!same) {
                 sd_value(o, s + pa->val, pa->val_len);
                 continue;
@@ -591,7 +594,7 @@ static void put_sd(lsf_outbuf *o, lsf_str sd)
             sd_value(o, s + pa->val, pa->val_len);
             for (unsigned b = a + 1; b < n; b++) {
                 const sd_param *pb = &ps[idx[b]];
-                if (pb->name_len == pa->name_len && !memcmp(s + pb->name, s + pa->name, pa->name_len)) {
+                if (same_name(s, pa, pb)) {
                     put1(o, ',');
                     sd_value(o, s + pb->val, pb->val_len);
                     param_done[idx[b]] = 1;
@@ -632,8 +635,9 @@ typedef struct tree {
 } tree;
 
 /* Appends a child to `parent`; 0 when the tree is full. */
-static uint32_t add(tree *t, uint32_t parent, const char *key, uint32_t klen, uint8_t kind,
-                    uint8_t plain)
+static inline __attribute__((always_inline)) uint32_t add(tree *t, uint32_t parent,
+                                                          const char *key, uint32_t klen,
+                                                          uint8_t kind, uint8_t plain)
 {
     if (t->len == t->cap)
         return 0;
@@ -768,10 +772,19 @@ static uint32_t find_child(const tree *t, uint32_t parent, const char *key, uint
 {
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
-        if (x->klen == klen && (klen == 0 || memcmp(x->key, key, klen) == 0))
+        if (x->klen == klen &&
+            (klen == 0 || (x->key[0] == key[0] && memcmp(x->key, key, klen) == 0)))
             return c;
     }
     return 0;
+}
+
+/* True when no byte of [p, e) needs escaping (the key is copied as is). */
+static inline uint8_t is_plain(const char *p, const char *e)
+{
+    while (p < e && !esc_class[(unsigned char)*p])
+        p++;
+    return p == e;
 }
 
 /* Merges the dynamic fields into the tree; -1 when it runs out of nodes. */
@@ -787,7 +800,7 @@ static int build_dynamic(tree *t, const lsf_event *ev)
             const char *dot = depth < MAX_DEPTH ? memchr(p, '.', (size_t)(end - p)) : NULL;
             const char *ce = dot ? dot : end;
             uint32_t c = find_child(t, cur, p, (uint32_t)(ce - p));
-            if (!c && !(c = add(t, cur, p, (uint32_t)(ce - p), V_OBJ, 0)))
+            if (!c && !(c = add(t, cur, p, (uint32_t)(ce - p), V_OBJ, is_plain(p, ce))))
                 return -1;
             if (dot) {
                 cur = c;
@@ -879,22 +892,6 @@ static void put_value(lsf_outbuf *o, const tnode *x)
     }
 }
 
-static void put_key(lsf_outbuf *o, const tnode *x)
-{
-    if (x->plain) {
-        char *d = room(o, x->klen + 3);
-        *d++ = '"';
-        memcpy(d, x->key, x->klen);
-        d += x->klen;
-        *d++ = '"';
-        *d++ = ':';
-        o->len = (size_t)(d - o->buf);
-    } else {
-        lsf_json_write_string(o, x->key, x->klen);
-        put1(o, ':');
-    }
-}
-
 /* Rule 2: the descendants of a leaf path[0], written flat after it as
  * ,"k0.k1...kn":value. path[0..depth) holds the nodes from that leaf down. */
 static void put_flat(lsf_outbuf *o, const tree *t, uint32_t *path, int depth)
@@ -928,19 +925,36 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
 {
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
+        /* separator, key, ':' and, for objects, '{' in one reservation */
+        char *d = room(o, x->klen + 5);
         if (c != t->n[parent].child)
-            put1(o, ',');
-        put_key(o, x);
+            *d++ = ',';
+        if (x->plain) {
+            *d++ = '"';
+            memcpy(d, x->key, x->klen);
+            d += x->klen;
+            *d++ = '"';
+        } else {
+            o->len = (size_t)(d - o->buf);
+            lsf_json_write_string(o, x->key, x->klen);
+            d = room(o, 2);
+        }
+        *d++ = ':';
         if (x->kind == V_OBJ) {
-            put1(o, '{');
+            *d++ = '{';
+            o->len = (size_t)(d - o->buf);
             put_members(o, t, c);
             put1(o, '}');
-        } else {
+            continue;
+        }
+        o->len = (size_t)(d - o->buf);
+        if (x->kind == V_STR)
+            lsf_json_write_string(o, x->v.s.ptr, x->v.s.len);
+        else
             put_value(o, x);
-            if (x->child) {
-                uint32_t path[MAX_DEPTH + 1] = {c};
-                put_flat(o, t, path, 1);
-            }
+        if (x->child) {
+            uint32_t path[MAX_DEPTH + 1] = {c};
+            put_flat(o, t, path, 1);
         }
     }
 }
