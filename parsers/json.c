@@ -206,6 +206,8 @@ int lsf_parse_json(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
 {
     const char *p = ev->raw.ptr;
     size_t n = lsf_parse_len(ev), i = 0;
+    if (!p)
+        return -1;
     while (i < n && (p[i] == ' ' || p[i] == '\t'))
         i++;
     if (i >= n || p[i] != '{')

@@ -127,6 +127,8 @@ int lsf_parse_kv(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
 {
     const char *p = ev->raw.ptr;
     size_t n = lsf_parse_len(ev);
+    if (!p)
+        return -1;
     bool strict = !opts || opts->format == LSF_FMT_NONE;
     if (n == 0 || (strict && !keystart((unsigned char)p[0])))
         return -1;

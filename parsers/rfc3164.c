@@ -112,6 +112,8 @@ int lsf_parse_rfc3164(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
 {
     const char *p = ev->raw.ptr;
     size_t n = lsf_parse_len(ev);
+    if (!p)
+        return -1;
     int pri = -1;
     int r = lsf_parse_pri(p, n, &pri);
     if (r < 0)

@@ -96,6 +96,8 @@ int lsf_parse_rfc5424(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
 {
     const char *p = ev->raw.ptr;
     size_t n = lsf_parse_len(ev);
+    if (!p)
+        return -1;
     int pri;
     int r = lsf_parse_pri(p, n, &pri);
     if (r <= 0)

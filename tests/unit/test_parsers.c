@@ -466,6 +466,20 @@ static void test_detect(void **state)
         {"Many things happened", AUTO, 0, FRAW, -1, NULL, NULL, NULL, NULL, NULL, NULL, GUESS, PF | TG, {{0}}},
     };
     run(t, N(t));
+
+    /* An event without a record, under every configured format. */
+    lsf_batch *b = lsf_batch_new(8);
+    for (int f = LSF_FMT_NONE; f <= LSF_FMT_RAW; f++) {
+        lsf_event *ev = lsf_batch_push(b);
+        ev->ingested_ns = REF;
+        lsf_parse_opts o = {.format = f};
+        lsf_parse_event(b, ev, &o);
+        assert_int_equal(ev->format, LSF_FMT_RAW);
+        assert_int_equal(ev->message.len, 0);
+        assert_true(ev->time_ns == REF);
+        assert_int_equal(ev->flags & PF, f == LSF_FMT_RAW ? 0 : PF);
+    }
+    lsf_batch_free(b);
 }
 
 /* Every slice of a syslog event lies inside the record. */
