@@ -42,8 +42,8 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 all: logsift
 
-logsift: $(BUILD)/logsift
-	@ln -sf $(BUILD)/logsift logsift
+logsift: build/logsift
+	@ln -sf build/logsift logsift
 
 $(BUILD)/logsift: $(BUILD)/core/main.o $(BUILD)/liblogsift.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -78,13 +78,13 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-build-tests: logsift $(UNIT_BINS) $(TOOL_BINS)
+build-tests: $(BUILD)/logsift $(UNIT_BINS) $(TOOL_BINS)
 
 run: deps logsift
 	./logsift run
 
 test: deps
-	@$(MAKE) --no-print-directory build-tests
+	@$(MAKE) --no-print-directory logsift build-tests
 	@BUILD=$(BUILD) tests/run.sh
 
 asan: deps

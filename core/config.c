@@ -497,6 +497,13 @@ int lsf_conf_bind(void *conf, const lsf_key *keys, const lsf_node *map, const ch
                     best = o->name;
                 }
             }
+            for (const char *const *ig = ignore; ig && *ig; ig++) {
+                int d = distance(*ig, c->key);
+                if (d < bestd) {
+                    bestd = d;
+                    best = *ig;
+                }
+            }
             if (best)
                 return lsf_node_error(err, &at, "unknown key '%s' (did you mean '%s'?)", c->key,
                                       best);
