@@ -436,10 +436,16 @@ static int check(json_t *vec, const char *input, size_t inlen, result *r, bool *
         } else if (!strcmp(prop, "hostname")) {
             if (ev->host.ptr)
                 escape(&em, ev->host.ptr, ev->host.len, &got);
-            if (local_host || !strcmp(e, "<LOCAL_HOSTNAME>"))
+            if (local_host || !strcmp(e, "<LOCAL_HOSTNAME>")) {
                 v = ev->host.ptr ? R_FAIL : R_MATCH;
-            else
-                v = got.p && !strcmp(got.p, e) ? R_MATCH : R_FAIL;
+            } else if (got.p && !strcmp(got.p, e)) {
+                v = R_MATCH;
+            } else if (!ev->host.ptr && ev->format == LSF_FMT_RFC5424 && !strcmp(e, "-")) {
+                v = R_DEV; /* D7: NILVALUE is an absent field */
+                note_dev(r, "D7-nil-hostname");
+            } else {
+                v = R_FAIL;
+            }
             if (v == R_FAIL && dev_plain)
                 v = R_DEV;
         } else if (!strcmp(prop, "programname")) {
