@@ -7,14 +7,17 @@
  * terminators; none is part of the message). A datagram holding several
  * newline-separated messages stays one record: RFC 5426 says one message per
  * datagram, and splitting would break multi-line messages. Kernel drops (a
- * full receive buffer) are read from SO_RXQ_OVFL, whose cmsg carries the
- * socket's cumulative drop count, into the `dropped_kernel` counter; UDP
- * losses are counted, never silent. When the I/O thread blocks on
+ * full receive buffer) go to the `dropped_kernel` counter from the socket's
+ * cumulative drop count: SO_RXQ_OVFL's cmsg carries it with each datagram,
+ * and SO_MEMINFO is read every second and at stop, because drops after the
+ * last datagram that got through are reported by no cmsg. UDP losses are
+ * counted, never silent. When the I/O thread blocks on
  * backpressure, datagrams queue in the receive buffer and then drop, counted.
  * Threads: init/stop/destroy on the main thread (stop after the I/O thread
  * has been joined); receiving on the I/O thread.
  */
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,9 @@
 
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
 #endif
 
 #define VLEN 32        /* datagrams per recvmmsg */
@@ -58,7 +64,8 @@ typedef struct udp_ctx {
     struct iovec iov[VLEN];
     struct sockaddr_storage names[VLEN];
     char ctrl[VLEN][CMSG_SPACE(sizeof(uint32_t)) + 16] __attribute__((aligned(8)));
-    uint32_t drops_seen; /* last cumulative SO_RXQ_OVFL value */
+    uint32_t drops_seen; /* last cumulative drop count of the socket */
+    int64_t drops_polled_ns;
     /* last sender, formatted once and copied once per batch */
     struct sockaddr_storage last_peer;
     socklen_t last_peer_len;
@@ -101,18 +108,35 @@ static bool same_peer(const udp_ctx *u, const struct sockaddr_storage *ss, sockl
     return false;
 }
 
+/* `v` is the socket's cumulative drop count at some moment; counts grow
+ * (modulo 2^32), so a value behind the last one seen is stale. */
+static void saw_drops(udp_ctx *u, uint32_t v)
+{
+    uint32_t d = v - u->drops_seen;
+    if (d && d < 0x80000000u) {
+        lsf_counter_add(u->c_dropped, d);
+        u->drops_seen = v;
+    }
+}
+
 static void count_drops(udp_ctx *u, struct msghdr *mh)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
             uint32_t v;
             memcpy(&v, CMSG_DATA(cm), sizeof(v));
-            if (v != u->drops_seen) {
-                lsf_counter_add(u->c_dropped, (uint32_t)(v - u->drops_seen));
-                u->drops_seen = v;
-            }
+            saw_drops(u, v);
         }
     }
+}
+
+static void poll_drops(udp_ctx *u)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    if (getsockopt(u->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 &&
+        len > SK_MEMINFO_DROPS * sizeof(uint32_t))
+        saw_drops(u, mem[SK_MEMINFO_DROPS]);
 }
 
 static void one_datagram(udp_ctx *u, int i)
@@ -177,8 +201,12 @@ static void on_readable(void *arg, uint32_t events)
 
 static void on_tick(void *arg, int64_t now_ns)
 {
-    (void)now_ns;
-    lsf_ingest_flush(&((udp_ctx *)arg)->in);
+    udp_ctx *u = arg;
+    lsf_ingest_flush(&u->in);
+    if (now_ns - u->drops_polled_ns >= 1000000000LL) {
+        u->drops_polled_ns = now_ns;
+        poll_drops(u);
+    }
 }
 
 /* Asks for `want` bytes of receive buffer (beyond rmem_max when privileged)
@@ -265,6 +293,7 @@ static void udp_stop(lsf_stage *st)
         return;
     on_readable(u, EPOLLIN);
     lsf_ingest_flush(&u->in);
+    poll_drops(u);
     lsf_io_del(u->io, u->fd);
     close(u->fd);
     u->fd = -1;
