@@ -6,6 +6,10 @@
 # dir $T is removed when the script exits, whatever happens.
 # Environment (set by tests/run.sh): LOGSIFT, LSF_TOOLS, LSF_SHARED.
 set -u
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then # tests/run.sh runs every *.sh here
+    echo "lib.sh holds the helpers the tests source; it is not a test"
+    exit 77
+fi
 
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 EVCHECK="$LIB_DIR/../tools/evcheck.py"
@@ -26,14 +30,16 @@ ok() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
 not_ok() { echo "not ok - $*"; FAILED=$((FAILED + 1)); }
 note() { echo "# $*"; }
 # check DESCRIPTION CMD...: ok when CMD succeeds; CMD's output is shown as comments.
+# (Helpers that run a caller's command keep their locals _prefixed, so the
+# command still sees the caller's variables.)
 check() {
-    local desc=$1 out rc
+    local _desc=$1 _out _rc
     shift
-    out=$("$@" 2>&1)
-    rc=$?
-    [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^\([^#]\)/# \1/'
-    if [ "$rc" = 0 ]; then ok "$desc"; else not_ok "$desc"; fi
-    return "$rc"
+    _out=$("$@" 2>&1)
+    _rc=$?
+    [ -n "$_out" ] && printf '%s\n' "$_out" | sed 's/^\([^#]\)/# \1/'
+    if [ "$_rc" = 0 ]; then ok "$_desc"; else not_ok "$_desc"; fi
+    return "$_rc"
 }
 # skip_all REASON: the whole script is skipped (exit 77; run.sh shows the reason).
 skip_all() { echo "$*"; exit 77; }
@@ -51,15 +57,22 @@ alive() {
     st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
+# ours PID: PID is alive and a child of this script (so a PID the kernel
+# reused for someone else's process is never signalled).
+ours() {
+    local pp
+    pp=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) || return 1
+    [ "$pp" = "$$" ] && alive "$1"
+}
 
 # stop_pid PID [TIMEOUT_S] [SIGNAL]: signals PID, waits for it to end (KILL after
 # the timeout) and sets STOP_RC to its exit status ("timeout" if it had to be killed).
 stop_pid() {
     local pid=$1 limit=${2:-10} sig=${3:-TERM} rc
     STOP_RC=
-    kill -"$sig" "$pid" 2>/dev/null
+    ours "$pid" && kill -"$sig" "$pid" 2>/dev/null
     if ! wait_until "$limit" not alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null
+        ours "$pid" && kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         STOP_RC=timeout
         return 1
@@ -74,10 +87,10 @@ not() { ! "$@"; }
 cleanup() {
     local pid
     for pid in "${BG_PIDS[@]}"; do
-        alive "$pid" && kill -TERM "$pid" 2>/dev/null
+        ours "$pid" && kill -TERM "$pid" 2>/dev/null
     done
     for pid in "${BG_PIDS[@]}"; do
-        wait_until 5 not alive "$pid" || kill -KILL "$pid" 2>/dev/null
+        wait_until 5 not ours "$pid" || kill -KILL "$pid" 2>/dev/null
     done
     wait 2>/dev/null
     rm -rf "$T"
@@ -98,11 +111,10 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 # wait_until TIMEOUT_S CMD...: polls CMD every 50 ms; 1 when the deadline passes.
 wait_until() {
-    local limit=$1 deadline
+    local _deadline=$(($(now_ms) + $1 * 1000))
     shift
-    deadline=$(($(now_ms) + limit * 1000))
     until "$@"; do
-        [ "$(now_ms)" -ge "$deadline" ] && return 1
+        [ "$(now_ms)" -ge "$_deadline" ] && return 1
         sleep 0.05
     done
 }
@@ -129,13 +141,14 @@ settle() {
 
 # ---- logsift -----------------------------------------------------------------
 
-# lsf_start NAME [ARGS...]: runs `logsift run -c $T/NAME.yaml` with the config read
-# from stdin (stdout to $T/NAME.stdout, stderr to $T/NAME.err), and waits for every
-# port_file the config names. Fails (and reports) if logsift exits or never listens.
+# lsf_start NAME: runs `logsift run -c $T/NAME.yaml` with the config read from
+# stdin (stdout to $T/NAME.stdout, or to $LSF_STDOUT when set; stderr to
+# $T/NAME.err), and waits for every port_file the config names. Fails (and
+# reports) if logsift exits or never listens.
 lsf_start() {
     local name=$1 pf
     cat >"$T/$name.yaml"
-    bg "$LOGSIFT" run -c "$T/$name.yaml" >"$T/$name.stdout" 2>"$T/$name.err"
+    bg "$LOGSIFT" run -c "$T/$name.yaml" >"${LSF_STDOUT:-$T/$name.stdout}" 2>"$T/$name.err"
     LSF_PID[$name]=$BG_PID
     for pf in $(sed -n 's/.*port_file: *"\{0,1\}\([^",}]*\)"\{0,1\}.*/\1/p' "$T/$name.yaml"); do
         if ! wait_until 10 test -s "$pf"; then

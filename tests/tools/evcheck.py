@@ -14,11 +14,13 @@ the check holds, 1 when it does not.
       exactly COUNT (default 1) events match the selectors, and every
       condition holds on each of them.
   evcheck.py seq FILE PREFIX CONNS PER_CONN [--first S] [--any-order]
-                 [--max-missing N]
+                 [--max-missing N] [--tail-missing]
       messages "PREFIX conn=C seq=S" (as tests/tools/sendlines writes them):
       every pair for C in [0, CONNS) and S in [FIRST, FIRST+PER_CONN) is
       there exactly once (up to N may be missing, e.g. UDP drops), nothing
       else, and (unless --any-order) each connection's lines are in order.
+      --tail-missing: any number may be missing, but only at the end of a
+      connection (what a shutdown may cut), never in the middle.
       Prints the number found on its last line.
   evcheck.py messages FILE
       prints the message of every event, one per line (repr), for debugging.
@@ -198,7 +200,8 @@ def cmd_expect(path, args):
     return rc
 
 
-def cmd_seq(path, prefix, conns, per_conn, first=0, any_order=False, max_missing=0):
+def cmd_seq(path, prefix, conns, per_conn, first=0, any_order=False, max_missing=0,
+            tail_missing=False):
     pat = re.compile(r'(?:^|\s)' + re.escape(prefix) + r' conn=(\d+) seq=(\d+)(?:\s|$)')
     seen = {}
     last = {}
@@ -227,13 +230,23 @@ def cmd_seq(path, prefix, conns, per_conn, first=0, any_order=False, max_missing
         last[c] = s
     missing = [(c, s) for c in range(conns) for s in range(first, first + per_conn)
                if (c, s) not in seen]
+    holes = 0
+    if tail_missing:
+        max_missing = len(missing)
+        for c in range(conns):
+            top = max([s for (cc, s) in seen if cc == c], default=first - 1)
+            for s in range(first, top):
+                if (c, s) not in seen:
+                    holes += 1
+                    if holes <= 5:
+                        print('# hole: conn=%d seq=%d missing before seq=%d' % (c, s, top))
     if len(missing) > max_missing:
         for c, s in missing[:5]:
             print('# missing conn=%d seq=%d' % (c, s))
     print('# %s: %d of %d lines, %d missing, %d duplicated, %d out of order, %d unexpected'
           % (prefix, len(seen), conns * per_conn, len(missing), dups, order, other))
     print(len(seen))
-    return 0 if not (len(missing) > max_missing or dups or order or other) else 1
+    return 0 if not (len(missing) > max_missing or dups or order or other or holes) else 1
 
 
 def main(argv):
@@ -250,7 +263,7 @@ def main(argv):
         first = int(rest[rest.index('--first') + 1]) if '--first' in rest else 0
         maxm = int(rest[rest.index('--max-missing') + 1]) if '--max-missing' in rest else 0
         return cmd_seq(path, rest[0], int(rest[1]), int(rest[2]), first,
-                       '--any-order' in rest, maxm)
+                       '--any-order' in rest, maxm, '--tail-missing' in rest)
     if cmd == 'messages':
         for e in load(path):
             print(repr(e.get('message') if isinstance(e, dict) else e))
