@@ -71,6 +71,28 @@ printf '%s\n' '<165>1 2003-10-11T22:14:15.003Z h app - - - forced 5424' |
     "$LOGSIFT" parse -f rfc5424 >"$T/f5424.json" 2>&1
 expect_event "parse -f rfc5424" "$T/f5424.json" 'message=forced 5424' -- host.name=h process.name=app
 
+# A syslog MSG that is a JSON object (optionally after "@cee:") becomes fields,
+# unless parse.json_message is false.
+cat >"$T/body.log" <<'EOF'
+<13>1 2003-10-11T22:14:15.003Z h app - - - {"user":{"name":"carol"},"n":2}
+<13>Mar  3 10:00:01 h app: @cee: {"k":"cee-value","list":[1,2]}
+EOF
+"$LOGSIFT" parse -z UTC <"$T/body.log" >"$T/body.json" 2>&1
+expect_event "parse: RFC 5424 MSG holding a JSON object becomes fields" "$T/body.json" \
+    user.name=carol -- 'n:=2' host.name=h process.name=app
+expect_event "parse: RFC 3164 MSG with @cee: JSON becomes fields" "$T/body.json" k=cee-value -- \
+    'list:=[1, 2]' host.name=h
+cat >"$T/nobody.yaml" <<'EOF'
+parse: {json_message: false, timezone: UTC}
+inputs: [{type: stdin}]
+sinks: [{type: stdout}]
+EOF
+"$LOGSIFT" run -c "$T/nobody.yaml" <"$T/body.log" >"$T/nobody.json" 2>&1
+check "run with parse.json_message: false: JSON MSG stays text" \
+    test "$(ev count "$T/nobody.json" 'user.name?')$(ev count "$T/nobody.json" 'k?')" = 00
+expect_event "run with parse.json_message: false: message kept" "$T/nobody.json" \
+    'message~=@cee: {"k":"cee-value"'
+
 printf 'bad \xff\xfe\xc0\xaf utf8 \x00 nul \xed\xa0\x80 surrogate end\n\x01\x02\x1b[31m\n' |
     "$LOGSIFT" parse -z UTC >"$T/bytes.json" 2>&1
 all_valid_json "parse of invalid UTF-8, NUL and control bytes" "$T/bytes.json"
