@@ -49,9 +49,10 @@ size_t lsf_ts_parse_rfc3339(const char *p, size_t n, const lsf_parse_opts *opts,
  * without a zone the time is in opts' zone (NULL opts: UTC). */
 /* "Mmm dd hh:mm:ss" with the variants devices send: "Mmm dd yyyy hh:mm:ss",
  * "yyyy Mmm dd hh:mm:ss", ".fraction" after the seconds, any case of the
- * month, one-digit day. Time is in opts' zone. Without a year, `ref_ns`
- * picks the one that puts the time nearest to ref_ns (Dec 31 received on
- * Jan 1 is last year). The trailing ':' or space is not consumed. */
+ * month, one-digit day. Time is in opts' zone. Without a year, the latest
+ * year that puts the time at most 62 days after `ref_ns` is taken (logs come
+ * from the past: "Mar 3" received in November is this year's, "Dec 31"
+ * received on Jan 1 last year's). The trailing ':' or space is not consumed. */
 size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, int64_t ref_ns,
                          int64_t *out_ns);
 /* Epoch time as text, "1530576000[.123]" (at least 9 integer digits);

@@ -18,6 +18,11 @@
 #include "parsers/parse.h"
 
 #define NS 1000000000LL
+/* How far after the reception time a year-less timestamp may lie (clock
+ * skew, queued and replayed logs; about "next month", as rsyslog allows)
+ * before it is taken as last year's. */
+#define FUTURE_SLACK_S (62 * 86400)
+
 /* Seconds that still fit in int64 nanoseconds (years 1678..2262). */
 #define MAX_S (INT64_MAX / NS - 1)
 
@@ -319,23 +324,30 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
     if (year) {
         utc = wall_to_utc(days_from_civil(year, mo, d) * 86400 + tod, opts);
     } else {
-        /* Nearest to the reference among last, this and next year; a year
-         * where the day exists (Feb 29) beats one where it rolls over. */
+        /* The latest of next, this and last year that puts the time no
+         * more than FUTURE_SLACK_S after the reference: logs come from the
+         * past, give or take clock skew, so "Mar 3" received in November is
+         * this March, and "Dec 31" received on Jan 1 is last year. A year
+         * where the day exists (Feb 29) beats one where it does not. */
         int64_t ref = ref_ns / NS;
         int mode = opts ? opts->tz_mode : LSF_TZ_UTC;
         int64_t ref_wall = ref + (mode == LSF_TZ_FIXED ? opts->tz_offset_s
                                   : mode == LSF_TZ_LOCAL ? local_offset_at(ref) : 0);
         /* Compared in wall-clock time, one conversion at the end. */
         int64_t y0 = year_of(ref_wall), wall = 0;
-        int best_ok = -1;
-        for (int64_t y = y0 - 1; y <= y0 + 1; y++) {
-            int ok = d <= mdays(y, mo);
-            int64_t w = days_from_civil(y, mo, d) * 86400 + tod;
-            int64_t dist = w > ref_wall ? w - ref_wall : ref_wall - w;
-            int64_t best = wall > ref_wall ? wall - ref_wall : ref_wall - wall;
-            if (ok > best_ok || (ok == best_ok && dist < best)) {
-                wall = w;
-                best_ok = ok;
+        bool found = false;
+        /* pass 0: the day exists and is not too far ahead; pass 1: the day
+         * exists (Feb 29 seen in a common year); pass 2: last year. */
+        for (int pass = 0; pass < 3 && !found; pass++) {
+            for (int64_t y = y0 + 1; y >= y0 - 1; y--) {
+                if (pass < 2 && d > mdays(y, mo))
+                    continue;
+                int64_t w = days_from_civil(y, mo, d) * 86400 + tod;
+                if (pass == 1 || (pass == 0 && w <= ref_wall + FUTURE_SLACK_S) || y == y0 - 1) {
+                    wall = w;
+                    found = true;
+                    break;
+                }
             }
         }
         utc = wall_to_utc(wall, opts);

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lsf_parse_event(b, ev, &opts);
         lsf_json_write_batch(&out, b);
         json_error_t err;
-        json_t *j = json_loadb(out.buf, out.len, JSON_DISABLE_EOF_CHECK, &err);
+        json_t *j = json_loadb(out.buf, out.len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &err);
         if (!j)
             abort(); /* the writer produced invalid JSON */
         json_decref(j);

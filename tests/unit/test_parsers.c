@@ -261,8 +261,8 @@ static void test_rfc3164(void **state)
         /* PRI but no timestamp */
         {"<13>host1 app: text", AUTO, 0, F3164, 13, "host1", "app", NULL, NULL, NULL, "text", GUESS, TG, {{0}}},
         {"<13>", AUTO, 0, F3164, 13, ABSENT, ABSENT, NULL, NULL, NULL, "", GUESS, TG, {{0}}},
-        /* year inference across the new year (received 2018-07-03: Jan 1 is 2019) */
-        {"<13>Jan  1 00:00:00 h a: m", AUTO, 0, F3164, 13, NULL, NULL, NULL, NULL, NULL, "m", S(1546300800), 0,
+        /* year inference (received 2018-07-03: Jan 1 lies in the past, 2018) */
+        {"<13>Jan  1 00:00:00 h a: m", AUTO, 0, F3164, 13, NULL, NULL, NULL, NULL, NULL, "m", S(1514764800), 0,
          {{0}}},
         /* IPv6 hostname; a time is not an IPv6 hostname */
         {"<13>Mar  1 10:00:00 2001:db8::1 app: m", AUTO, 0, F3164, 13, "2001:db8::1", "app", NULL, NULL, NULL,

@@ -115,7 +115,9 @@ static void test_rfc3164(void **state)
         {"Mar  7 2008 19:06:53: example", UTC, 0, REF_2018_07_03, 20, S(1204916813)},
         {"2008 Mar  7 19:06:53", UTC, 0, REF_2018_07_03, 20, S(1204916813)},
         {"May 21 2017 00:00:00", UTC, 0, REF_2018_07_03, 20, S(1495324800)},
-        /* year inference: nearest to the reference */
+        /* year inference: the latest year at most 62 days ahead */
+        {"Mar  3 10:00:01", UTC, 0, S(1795315200), 15, S(1772532001)},  /* received 2026-11-22: 2026 */
+        {"Jan 20 10:00:00", UTC, 0, S(1795315200), 15, S(1800439200)},  /* received 2026-11-22: 2027 */
         {"Dec 31 23:59:59", UTC, 0, S(1546300805), 15, S(1546300799)},  /* received Jan 1: last year */
         {"Jan  1 00:00:05", UTC, 0, S(1546300799), 15, S(1546300805)},  /* received Dec 31: next year */
         {"Feb 29 12:00:00", UTC, 0, S(1561939200), 15, S(1582977600)},  /* 2019 ref: 2020 has Feb 29 */
