@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# run.sh - entry point of `make bench` / `make bench-quick`: builds the benchmark
+# tools, makes sure rsyslog and syslog-ng are available, then runs bench.py with
+# the arguments given (see `benchmarks/run.sh --help`).
+#
+# Peers: rsyslog is installed with apt-get when missing (the tests use it too).
+# Debian's syslog-ng-core conflicts with rsyslog (each is "the system logger"), so
+# unless syslog-ng is already installed, its package (and later the rdkafka
+# module) is fetched with `apt-get download` and unpacked under
+# $BUILD/bench/peers; it is run from there with its own module path, never
+# installed or started as a service. Its shared libraries come from apt.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+build=${BUILD:-build}
+case $build in /*) ;; *) build="$root/$build" ;; esac
+out="$build/bench"
+mkdir -p "$out"
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+apt_updated=
+apt_install() {
+    [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'; }
+
+# Tools: the traffic generator and the sender.
+CC=${CC:-cc}
+for t in gen blast; do
+    if [ ! -x "$out/$t" ] || [ "$here/$t.c" -nt "$out/$t" ]; then
+        $CC -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+            -o "$out/$t" "$here/$t.c" -lm
+    fi
+done
+
+# /usr/bin/time is not needed (CPU and RSS come from /proc), perf is optional.
+need=()
+installed rsyslog || need+=(rsyslog)
+installed python3 || need+=(python3)
+if ! installed syslog-ng-core; then
+    for p in libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3; do
+        installed "$p" || need+=("$p")
+    done
+fi
+[ ${#need[@]} -eq 0 ] || { echo "bench: installing ${need[*]}"; apt_install "${need[@]}"; }
+
+if installed syslog-ng-core; then
+    export BENCH_SYSLOG_NG=/usr/sbin/syslog-ng BENCH_SYSLOG_NG_ROOT=
+else
+    peers="$out/peers"
+    sng="$peers/syslog-ng"
+    if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
+        echo "bench: unpacking syslog-ng-core into $sng (not installed: it conflicts with rsyslog)"
+        rm -rf "$peers/debs" "$sng"
+        mkdir -p "$peers/debs" "$sng"
+        [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
+        (cd "$peers/debs" && apt-get download -q syslog-ng-core 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+        for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$sng"; done
+    fi
+    export BENCH_SYSLOG_NG="$sng/usr/sbin/syslog-ng" BENCH_SYSLOG_NG_ROOT="$sng"
+fi
+export BENCH_RSYSLOGD=/usr/sbin/rsyslogd BENCH_TOOLS="$out" BENCH_BUILD="$build"
+
+cd "$root"
+exec python3 "$here/bench.py" "$@"
