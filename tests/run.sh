@@ -54,6 +54,7 @@ done
 
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue
+    [ "$(basename "$t")" = lib.sh ] && continue   # helpers, sourced by the tests
     name=integration/$(basename "$t" .sh)
     case "$name" in *"$filter"*) ;; *) continue ;; esac
     log="$logdir/$(basename "$t").log"
