@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "rules/rules.h"
 
 static const char default_config[] =
     "# logsift built-in default configuration (print it with: logsift config)\n"
@@ -24,6 +25,7 @@ static const char default_config[] =
     "    listen: 127.0.0.1:5514\n"
     "  - type: syslog_tcp\n"
     "    listen: 127.0.0.1:5514\n"
+    "transforms: [{type: rules, packs: [rules/packs]}]\n"
     "sinks:\n"
     "  - type: stdout\n";
 
@@ -65,8 +67,11 @@ static void usage(FILE *f)
             "commands:\n"
             "  run [-c FILE]          run a pipeline (default: the built-in configuration)\n"
             "  check -c FILE          validate a configuration; prints file:line:column: error\n"
-            "  parse [-f FORMAT] [-z TIMEZONE]\n"
+            "  parse [-f FORMAT] [-z TIMEZONE] [-r PACK_DIR]\n"
             "                         read lines on stdin, print the JSON event of each\n"
+            "                         (with -r, classified by the rule packs of PACK_DIR)\n"
+            "  test [--stats] [PACK_OR_DIR ...]\n"
+            "                         run the rule packs' inline tests (default: rules/packs)\n"
             "  help [STAGE]           list stages, or one stage's settings\n"
             "  config                 print the built-in default configuration\n"
             "  version, --version     print the version\n");
@@ -165,27 +170,35 @@ static int cmd_check(int argc, char **argv)
 static int cmd_parse(int argc, char **argv)
 {
     const char *format = "auto", *tz = "local";
+    char rules[1024] = "";
     int opt;
     static const struct option longopts[] = {{"format", required_argument, NULL, 'f'},
                                              {"timezone", required_argument, NULL, 'z'},
+                                             {"rules", required_argument, NULL, 'r'},
                                              {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "f:z:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "f:z:r:", longopts, NULL)) != -1) {
         if (opt == 'f')
             format = optarg;
         else if (opt == 'z')
             tz = optarg;
-        else {
+        else if (opt == 'r') {
+            if (lsf_rules_parse_transform(optarg, rules, sizeof(rules)) < 0) {
+                fprintf(stderr, "logsift: -r: path too long or with control characters\n");
+                return 2;
+            }
+        } else {
             usage(stderr);
             return 2;
         }
     }
-    char yaml[1024];
+    char yaml[2048];
     snprintf(yaml, sizeof(yaml),
              "log_level: warn\n"
              "parse: {timezone: \"%s\"}\n"
              "inputs: [{type: stdin, format: \"%s\"}]\n"
+             "%s"
              "sinks: [{type: stdout}]\n",
-             tz, format);
+             tz, format, rules);
     lsf_errbuf err = {{0}};
     lsf_node *root = lsf_yaml_load_string("<parse options>", yaml, &err);
     if (!root) {
@@ -259,6 +272,8 @@ int main(int argc, char **argv)
         rc = cmd_check(argc - 1, argv + 1);
     else if (strcmp(cmd, "parse") == 0)
         rc = cmd_parse(argc - 1, argv + 1);
+    else if (strcmp(cmd, "test") == 0)
+        rc = lsf_rules_cmd_test(argc - 1, argv + 1);
     else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         rc = cmd_help(argc - 1, argv + 1);
     else if (strcmp(cmd, "config") == 0) {

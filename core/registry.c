@@ -8,7 +8,7 @@
 
 extern const lsf_stage_def lsf_stage_syslog_udp, lsf_stage_syslog_tcp, lsf_stage_stdin,
     lsf_stage_file_input;
-extern const lsf_stage_def lsf_stage_parse;
+extern const lsf_stage_def lsf_stage_parse, lsf_stage_rules;
 extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file;
 
 const lsf_stage_def *const lsf_stage_registry[] = {
@@ -19,6 +19,7 @@ const lsf_stage_def *const lsf_stage_registry[] = {
     &lsf_stage_file_input,
     /* transforms */
     &lsf_stage_parse,
+    &lsf_stage_rules,
     /* sinks */
     &lsf_stage_stdout,
     &lsf_stage_file,
