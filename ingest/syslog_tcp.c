@@ -32,7 +32,7 @@
 #define TAIL_ROOM 65536u            /* room after a large tail for the next read */
 #define KEEP_BUF_BYTES 16384u       /* a tail buffer this small stays allocated */
 #define ACCEPT_BURST 64             /* accepts per readiness event */
-#define STOP_DRAIN_READS 64         /* reads per connection when stopping */
+#define STOP_DRAIN_BYTES (64u << 20) /* read at most this much in all when stopping */
 #define ACCEPT_PAUSE_NS 100000000LL /* back off when out of descriptors */
 
 typedef struct tcp_conf {
@@ -370,11 +370,11 @@ static void tcp_stop(lsf_stage *st)
         close(t->lfd);
         t->lfd = -1;
     }
+    uint64_t before = t->in.bytes, budget = STOP_DRAIN_BYTES;
     for (conn *c = t->conns, *next; c; c = next) {
         next = c->next;
-        for (int i = 0; i < STOP_DRAIN_READS; i++)
-            if (conn_read(c) <= 0)
-                break;
+        while (t->in.bytes - before < budget && conn_read(c) > 0)
+            ;
     }
     lsf_ingest_flush(&t->in);
 }
