@@ -50,21 +50,26 @@ static const lsf_key stdin_keys[] = {
     LSF_KEYS_END,
 };
 
-/* Waits until fd 0 is readable or stop was asked; submits the partial batch
- * before sleeping. Returns false on stop. */
+/* Waits until fd 0 is readable (or hung up, or in error: read(2) will
+ * tell) or stop was asked; submits the partial batch before sleeping.
+ * Returns false on stop. */
 static bool wait_readable(stdin_ctx *s)
 {
     struct pollfd pf[2] = {{.fd = 0, .events = POLLIN}, {.fd = s->efd, .events = POLLIN}};
-    int rc = poll(pf, 2, 0);
-    if (rc == 0) {
-        lsf_ingest_flush(&s->in);
-        do
-            rc = poll(pf, 2, -1);
-        while (rc < 0 && errno == EINTR);
+    int timeout = 0;
+    for (;;) {
+        int rc = poll(pf, 2, timeout);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return true;
+        if (pf[1].revents)
+            return false;
+        if (rc > 0)
+            return true;
+        lsf_ingest_flush(&s->in); /* a pause in the input: hand over what we have */
+        timeout = -1;
     }
-    if (rc > 0 && pf[1].revents)
-        return false;
-    return true; /* readable, hung up, or an error read(2) will report */
 }
 
 static void *stdin_main(void *arg)
