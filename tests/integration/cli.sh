@@ -20,6 +20,7 @@ all_valid_json "parse" "$out"
 check "parse: events keep input order" bash -c \
     "python3 '$EVCHECK' messages '$out' | sed -n '1p;6p' | tr '\n' '|' | grep -qx \"'An application event log entry'|'this is not syslog at all'|\""
 
+# shellcheck disable=SC2088 # "~/" is evcheck's regex operator, not a path
 ts='~/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$'
 expect_event "parse: RFC 5424 fields, SD and timestamp" "$out" \
     'message=An application event log entry' -- \

@@ -130,8 +130,8 @@ wait_lines() {
 # settle FILE: waits until FILE stops growing for 300 ms (max 10 s), e.g. to make
 # sure nothing more arrives after the expected lines.
 settle() {
-    local n=-1 m i
-    for i in $(seq 1 50); do
+    local n=-1 m _
+    for _ in $(seq 1 50); do
         m=$(lines "$1")
         [ "$m" = "$n" ] && return 0
         n=$m
@@ -150,13 +150,13 @@ lsf_start() {
     cat >"$T/$name.yaml"
     bg "$LOGSIFT" run -c "$T/$name.yaml" >"${LSF_STDOUT:-$T/$name.stdout}" 2>"$T/$name.err"
     LSF_PID[$name]=$BG_PID
-    for pf in $(sed -n 's/.*port_file: *"\{0,1\}\([^",}]*\)"\{0,1\}.*/\1/p' "$T/$name.yaml"); do
+    while read -r pf; do
         if ! wait_until 10 test -s "$pf"; then
             not_ok "$name: logsift started and wrote $(basename "$pf")"
             sed 's/^/# /' "$T/$name.err" | tail -n 20
             return 1
         fi
-    done
+    done < <(sed -n 's/.*port_file: *"\{0,1\}\([^",}]*\)"\{0,1\}.*/\1/p' "$T/$name.yaml")
     if ! alive "${LSF_PID[$name]}"; then
         not_ok "$name: logsift is running"
         sed 's/^/# /' "$T/$name.err" | tail -n 20
