@@ -122,7 +122,10 @@ static lsf_stage *stage_new(lsf_pipeline *p, const lsf_stage_def *def, const lsf
         st->name = strdup(name);
     } else {
         char buf[96];
-        snprintf(buf, sizeof(buf), "%s#%d", def->name, index);
+        /* Numbered across all sections, so an input and a sink of the same
+         * type ("file") never share a name, a log prefix or counters. */
+        snprintf(buf, sizeof(buf), "%s#%d", def->name,
+                 p->inputs.n + p->transforms.n + p->sinks.n);
         st->name = strdup(buf);
     }
     if (!st->name)
