@@ -4,7 +4,8 @@
 # the helpers below, print results with ok/not_ok/check, and end with
 # `finish`. Everything a script starts is stopped by its own PID and the temp
 # dir $T is removed when the script exits, whatever happens.
-# Environment (set by tests/run.sh): LOGSIFT, LSF_TOOLS, LSF_SHARED.
+# Environment (set by tests/run.sh): LOGSIFT, LSF_TOOLS, LSF_SHARED; set
+# LSF_KEEP=1 to keep the temp dir (configs, outputs, stderr) for debugging.
 set -u
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then # tests/run.sh runs every *.sh here
     echo "lib.sh holds the helpers the tests source; it is not a test"
@@ -93,7 +94,7 @@ cleanup() {
         wait_until 5 not ours "$pid" || kill -KILL "$pid" 2>/dev/null
     done
     wait 2>/dev/null
-    rm -rf "$T"
+    if [ -n "${LSF_KEEP:-}" ]; then echo "# kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
