@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/stage.h"
+#include "write_all.h"
 
 typedef struct file_conf {
     char *path;
@@ -57,26 +58,6 @@ typedef struct file_ctx {
     uint64_t failed_batches;
     lsf_counter *events, *bytes, *errors;
 } file_ctx;
-
-/* Writes all n bytes; returns 0 or an errno value. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n > SSIZE_MAX ? SSIZE_MAX : n);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            poll(&pfd, 1, -1);
-        } else {
-            return w < 0 ? errno : EIO;
-        }
-    }
-    return 0;
-}
 
 static int open_path(const char *path, mode_t mode)
 {
@@ -162,7 +143,7 @@ static int file_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *out
     const file_conf *conf = st->conf;
     file_ctx *c = st->ctx;
     maybe_reopen(st, c);
-    int e = write_all(c->fd, out->buf, out->len);
+    int e = lsf_write_all(c->fd, out->buf, out->len);
     const char *what = "writing to";
     if (!e && conf->fsync && fdatasync(c->fd) < 0) {
         e = errno;

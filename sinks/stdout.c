@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/stage.h"
+#include "write_all.h"
 
 typedef struct stdout_ctx {
     int fd;
@@ -30,26 +31,6 @@ typedef struct stdout_ctx {
 static const lsf_key stdout_keys[] = {
     LSF_KEYS_END,
 };
-
-/* Writes all n bytes; returns 0 or an errno value. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n > SSIZE_MAX ? SSIZE_MAX : n);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            poll(&pfd, 1, -1);
-        } else {
-            return w < 0 ? errno : EIO;
-        }
-    }
-    return 0;
-}
 
 static int stdout_init(lsf_stage *st, lsf_errbuf *err)
 {
@@ -69,7 +50,7 @@ static int stdout_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *o
 {
     (void)b;
     stdout_ctx *c = st->ctx;
-    int e = write_all(c->fd, out->buf, out->len);
+    int e = lsf_write_all(c->fd, out->buf, out->len);
     if (e) {
         lsf_counter_add(c->errors, 1);
         c->failed_batches++;
