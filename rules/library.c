@@ -81,6 +81,35 @@ char *lsf_sbuf_take(lsf_sbuf *s)
     return p;
 }
 
+/* ---- position maps ---------------------------------------------------------- */
+
+void lsf_posmap_free(lsf_posmap *m)
+{
+    free(m->v);
+    memset(m, 0, sizeof(*m));
+}
+
+static void pm_push(lsf_posmap *m, uint32_t off)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 64;
+        m->v = realloc(m->v, m->cap * sizeof(uint32_t));
+        if (!m->v)
+            lsf_die("out of memory");
+    }
+    m->v[m->n++] = off;
+}
+
+/* Map entries for out bytes up to `len`, all from offset off (or, with
+ * `step`, from off, off+1, ...). */
+static void pm_fill(lsf_posmap *m, size_t len, size_t off, bool step)
+{
+    if (!m)
+        return;
+    while (m->n < len)
+        pm_push(m, (uint32_t)(step ? off++ : off));
+}
+
 /* ---- the standard library --------------------------------------------------
  * Written for logs: bytes, not Unicode; the number-like patterns refuse to
  * start or end inside a longer number where that matters (IPV4). Bodies may
@@ -265,6 +294,7 @@ typedef struct expand_ctx {
     size_t npacks;
     const lsf_node *at;
     lsf_errbuf *err;
+    lsf_posmap *map; /* top level only */
     const char *stack[MAX_EXPAND_DEPTH]; /* pattern bodies being expanded */
     int depth;
 } expand_ctx;
@@ -373,11 +403,13 @@ static long expand_macro(expand_ctx *x, const char *p, const lsf_pack *pk, lsf_s
 
 static int expand(expand_ctx *x, const char *src, const lsf_pack *pk, lsf_sbuf *out)
 {
+    lsf_posmap *map = x->depth == 0 ? x->map : NULL;
     const char *p = src;
     while (*p) {
         size_t n = opaque_len(p);
         if (n) {
             lsf_sbuf_add(out, p, n);
+            pm_fill(map, out->len, (size_t)(p - src), true);
             p += n;
             continue;
         }
@@ -385,19 +417,21 @@ static int expand(expand_ctx *x, const char *src, const lsf_pack *pk, lsf_sbuf *
             long used = expand_macro(x, p, pk, out);
             if (used < 0)
                 return -1;
+            pm_fill(map, out->len, (size_t)(p - src), false);
             p += used;
             continue;
         }
         lsf_sbuf_add(out, p, 1);
+        pm_fill(map, out->len, (size_t)(p - src), true);
         p++;
     }
     return 0;
 }
 
 int lsf_pattern_expand(const char *src, const lsf_pack *pk, const lsf_pack *packs, size_t npacks,
-                       lsf_sbuf *out, const lsf_node *at, lsf_errbuf *err)
+                       lsf_sbuf *out, lsf_posmap *map, const lsf_node *at, lsf_errbuf *err)
 {
-    expand_ctx x = {.packs = packs, .npacks = npacks, .at = at, .err = err};
+    expand_ctx x = {.packs = packs, .npacks = npacks, .at = at, .err = err, .map = map};
     return expand(&x, src, pk, out);
 }
 
@@ -483,8 +517,9 @@ static int parse_group_name(const char *s, size_t len, lsf_group_name *g, const 
     return 0;
 }
 
-int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_group_name **names,
-                              uint32_t *nnames, const lsf_node *at, lsf_errbuf *err)
+int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_posmap *map,
+                              lsf_group_name **names, uint32_t *nnames, const lsf_node *at,
+                              lsf_errbuf *err)
 {
     lsf_group_name *v = NULL;
     uint32_t n = 0, cap = 0;
@@ -525,10 +560,12 @@ int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_group_name **n
         size_t g;
         if (o && !ref_open(p, &name, &close)) {
             lsf_sbuf_add(out, p, o);
+            pm_fill(map, out->len, (size_t)(p - src), true);
             p += o;
         } else if ((g = group_open(p, &name, &close)) != 0) {
             const char *e = strchr(name, close);
             lsf_sbuf_addf(out, "(?<_g%u>", idx++);
+            pm_fill(map, out->len, (size_t)(p - src), false);
             p = e + 1;
         } else if ((g = ref_open(p, &name, &close)) != 0) {
             const char *e = strchr(name, close);
@@ -547,9 +584,11 @@ int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_group_name **n
             memcpy(prefix, p, g);
             prefix[g] = 0;
             lsf_sbuf_addf(out, "%s_g%u%c", prefix, k, close);
+            pm_fill(map, out->len, (size_t)(p - src), false);
             p = e + 1;
         } else {
             lsf_sbuf_add(out, p, 1);
+            pm_fill(map, out->len, (size_t)(p - src), true);
             p++;
         }
     }

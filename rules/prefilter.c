@@ -62,6 +62,12 @@ static bool usable(lsf_ruleset *rs, lsf_rule *r, bool platform_ok)
     free(info);
     if (empty) {
         r->no_prefilter_why = "its regex can match an empty string";
+        if (!rs->opts.quiet) {
+            const lsf_node *at = r->rx[r->msg_rx].node;
+            lsf_warn("%s:%d:%d: rule %s: the regex can match an empty string, so no prefilter "
+                     "serves it; it is tried on every line of its group", at->file, at->line,
+                     at->col, r->id);
+        }
         return false;
     }
     return true;

@@ -208,17 +208,29 @@ const lsf_pattern *lsf_pack_pattern(const lsf_pack *pk, const char *name, size_t
 
 /* ---- library.c ---------------------------------------------------------------- */
 
+/* Where each byte of a rewritten pattern came from in the text it was made
+ * from, so errors can point into the pattern as written. */
+typedef struct lsf_posmap {
+    uint32_t *v;
+    size_t n, cap;
+} lsf_posmap;
+void lsf_posmap_free(lsf_posmap *m);
+
 /* Expands %{NAME[:field[:type]]} macros of `src` (a pattern of pack `pk`,
  * which may be NULL for the standard library) into `out`, resolving
  * unqualified names in `pk` then the standard library, and `other.NAME` in
- * pack `other` of `packs`. Errors go to err at node `at`. */
+ * pack `other` of `packs`. `map` (may be NULL) receives, per output byte, its
+ * offset in src (a macro's whole expansion maps to its "%{"). Errors go to
+ * err at node `at`. */
 int lsf_pattern_expand(const char *src, const lsf_pack *pk, const lsf_pack *packs, size_t npacks,
-                       lsf_sbuf *out, const lsf_node *at, lsf_errbuf *err);
+                       lsf_sbuf *out, lsf_posmap *map, const lsf_node *at, lsf_errbuf *err);
 /* Renames every named group of `src` to "_gN" (N = its position) and
  * rewrites named back-references; the names as written (field[:type]) are
- * returned in *names (caller frees with lsf_group_names_free). */
-int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_group_name **names,
-                              uint32_t *nnames, const lsf_node *at, lsf_errbuf *err);
+ * returned in *names (caller frees with lsf_group_names_free); `map` as for
+ * lsf_pattern_expand. */
+int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_posmap *map,
+                              lsf_group_name **names, uint32_t *nnames, const lsf_node *at,
+                              lsf_errbuf *err);
 void lsf_group_names_free(lsf_group_name *names, uint32_t n);
 /* Finds a quantified group that holds an unbounded quantifier with nothing
  * to separate its iterations, e.g. (a+)+ or (\w+\s?)*, which can backtrack

@@ -295,34 +295,44 @@ static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
 
 /* ---- regexes ------------------------------------------------------------------- */
 
-/* Formats a PCRE2 compile error with the pattern and a caret at the offset. */
+/* Formats a PCRE2 compile error with the pattern as written and a caret at
+ * the offset, mapped back through expansion and renaming. */
 static int regex_error(lsf_errbuf *err, const lsf_node *at, const char *rule_id, int code,
-                       size_t off, const char *src, const char *expanded)
+                       size_t off, const char *src, const lsf_posmap *exmap,
+                       const lsf_posmap *rnmap)
 {
     char msg[256];
     pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
-    size_t len = strlen(expanded);
-    size_t from = off > 50 ? off - 50 : 0, to = off + 50 < len ? off + 50 : len;
-    bool same = strcmp(src, expanded) == 0;
+    size_t soff = off;
+    if (rnmap->n)
+        soff = rnmap->v[off < rnmap->n ? off : rnmap->n - 1] + (off >= rnmap->n);
+    if (exmap->n)
+        soff = soff < exmap->n ? exmap->v[soff] : exmap->v[exmap->n - 1] + 1;
+    size_t len = strlen(src);
+    if (soff > len)
+        soff = len;
+    bool in_macro = src[soff] == '%' && src[soff + 1] == '{';
+    size_t from = soff > 50 ? soff - 50 : 0, to = soff + 50 < len ? soff + 50 : len;
     return lsf_node_error(err, at,
-                          "rule %s: regex does not compile: %s at offset %zu%s\n"
+                          "%s: regex does not compile: %s at offset %zu%s\n"
                           "    pattern: %s%.*s%s\n"
                           "             %*s^",
-                          rule_id, msg, off, same ? "" : " of the expanded pattern",
-                          from ? "..." : "", (int)(to - from), expanded + from,
-                          to < len ? "..." : "", (int)(off - from + (from ? 3 : 0)), "");
+                          rule_id, msg, soff, in_macro ? " (inside this macro's expansion)" : "",
+                          from ? "..." : "", (int)(to - from), src + from, to < len ? "..." : "",
+                          (int)(soff - from + (from ? 3 : 0)), "");
 }
 
 static int compile_rx(lsf_ruleset *rs, lsf_rule *r, lsf_rx *rx, const char *src,
                       const lsf_node *at, lsf_pack *pk, lsf_errbuf *err)
 {
     lsf_sbuf ex = {0}, renamed = {0};
+    lsf_posmap exmap = {0}, rnmap = {0};
     lsf_group_name *names = NULL;
     uint32_t nnames = 0;
     int rc = -1;
     rx->node = at;
-    if (lsf_pattern_expand(src, pk, rs->packs, rs->npacks, &ex, at, err) < 0 ||
-        lsf_pattern_rename_groups(ex.p ? ex.p : "", &renamed, &names, &nnames, at, err) < 0)
+    if (lsf_pattern_expand(src, pk, rs->packs, rs->npacks, &ex, &exmap, at, err) < 0 ||
+        lsf_pattern_rename_groups(ex.p ? ex.p : "", &renamed, &rnmap, &names, &nnames, at, err) < 0)
         goto out;
     rx->expanded = lsf_sbuf_take(&renamed);
     int ecode;
@@ -330,7 +340,9 @@ static int compile_rx(lsf_ruleset *rs, lsf_rule *r, lsf_rx *rx, const char *src,
     rx->code = pcre2_compile((PCRE2_SPTR)rx->expanded, PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff,
                              NULL);
     if (!rx->code) {
-        regex_error(err, at, r->id, ecode, eoff, src, rx->expanded);
+        char what[200];
+        snprintf(what, sizeof(what), "rule %s", r->id);
+        regex_error(err, at, what, ecode, eoff, src, &exmap, &rnmap);
         goto out;
     }
     rx->jit = pcre2_jit_compile(rx->code, PCRE2_JIT_COMPLETE) == 0;
@@ -363,6 +375,8 @@ static int compile_rx(lsf_ruleset *rs, lsf_rule *r, lsf_rx *rx, const char *src,
 out:
     lsf_sbuf_free(&ex);
     lsf_sbuf_free(&renamed);
+    lsf_posmap_free(&exmap);
+    lsf_posmap_free(&rnmap);
     lsf_group_names_free(names, nnames);
     return rc;
 }
@@ -814,11 +828,14 @@ static int check_patterns(lsf_ruleset *rs, lsf_errbuf *err)
         for (uint32_t k = 0; k < pk->npatterns; k++) {
             const lsf_pattern *pt = &pk->patterns[k];
             lsf_sbuf ex = {0}, rn = {0};
+            lsf_posmap exmap = {0}, rnmap = {0};
             lsf_group_name *names = NULL;
             uint32_t nn = 0;
-            int rc = lsf_pattern_expand(pt->body, pk, rs->packs, rs->npacks, &ex, pt->node, err);
+            int rc = lsf_pattern_expand(pt->body, pk, rs->packs, rs->npacks, &ex, &exmap,
+                                        pt->node, err);
             if (rc == 0)
-                rc = lsf_pattern_rename_groups(ex.p ? ex.p : "", &rn, &names, &nn, pt->node, err);
+                rc = lsf_pattern_rename_groups(ex.p ? ex.p : "", &rn, &rnmap, &names, &nn,
+                                               pt->node, err);
             if (rc == 0) {
                 int ecode;
                 PCRE2_SIZE eoff;
@@ -826,14 +843,16 @@ static int check_patterns(lsf_ruleset *rs, lsf_errbuf *err)
                                               &eoff, NULL);
                 if (!c) {
                     char id[160];
-                    snprintf(id, sizeof(id), "(pattern %s)", pt->name);
-                    regex_error(err, pt->node, id, ecode, eoff, pt->body, rn.p);
+                    snprintf(id, sizeof(id), "pattern %s", pt->name);
+                    regex_error(err, pt->node, id, ecode, eoff, pt->body, &exmap, &rnmap);
                     rc = -1;
                 }
                 pcre2_code_free(c);
             }
             lsf_sbuf_free(&ex);
             lsf_sbuf_free(&rn);
+            lsf_posmap_free(&exmap);
+            lsf_posmap_free(&rnmap);
             lsf_group_names_free(names, nn);
             if (rc < 0)
                 return -1;
