@@ -155,6 +155,12 @@ msg:
     if (n - i >= 3 && (unsigned char)p[i] == 0xEF && (unsigned char)p[i + 1] == 0xBB &&
         (unsigned char)p[i + 2] == 0xBF)
         i += 3;
+    /* rsyslog relays RFC 3164 messages with the space that followed their
+     * tag still in MSG ("... - text" arrives as "...  text"); one such space
+     * is dropped so rules anchored at the start of the message still match,
+     * as they do on the same line received directly. */
+    if (i < n && p[i] == ' ')
+        i++;
     ev->message = lsf_str_make(p + i, n - i);
     lsf_parse_body_json(b, ev, opts);
     return 0;
