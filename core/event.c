@@ -36,10 +36,45 @@ void lsf_batch_free(lsf_batch *b)
 
 void lsf_batch_reset(lsf_batch *b)
 {
+    lsf_ack_release(b->ack); /* the pipeline's reference, if still held */
+    b->ack = NULL;
     lsf_arena_reset(&b->arena);
     b->n = 0;
     b->bytes = 0;
     b->seq = 0;
+}
+
+lsf_ack *lsf_ack_new(void (*fn)(void *arg, uint64_t token, bool ok), void *arg, uint64_t token)
+{
+    lsf_ack *a = calloc(1, sizeof(*a));
+    if (!a)
+        lsf_die("out of memory (ack)");
+    atomic_init(&a->refs, 1);
+    a->fn = fn;
+    a->arg = arg;
+    a->token = token;
+    return a;
+}
+
+void lsf_ack_retain(lsf_ack *a)
+{
+    if (a)
+        atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void lsf_ack_fail(lsf_ack *a)
+{
+    if (a)
+        atomic_store_explicit(&a->failed, 1, memory_order_relaxed);
+}
+
+void lsf_ack_release(lsf_ack *a)
+{
+    if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (a->fn)
+        a->fn(a->arg, a->token, atomic_load_explicit(&a->failed, memory_order_relaxed) == 0);
+    free(a);
 }
 
 lsf_event *lsf_batch_push(lsf_batch *b)

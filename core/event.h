@@ -19,6 +19,7 @@
 #ifndef LSF_EVENT_H
 #define LSF_EVENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,6 +111,33 @@ typedef struct lsf_event {
     lsf_str *tags;
 } lsf_event;
 
+/* A delivery acknowledgement: lets an input learn when every sink has
+ * durably taken the events of one of its batches (delivered, or spooled to
+ * disk), to advance a file checkpoint, commit a Kafka offset or answer a
+ * RELP client. It outlives the batch's memory: the pipeline holds one
+ * reference until all sinks returned, and a sink that delivers
+ * asynchronously (Kafka) retains one per message until its delivery report.
+ * When the last reference goes, fn(arg, token, ok) runs on that thread; ok
+ * is false when some sink gave up on an event (it was counted and logged).
+ * Threads: retain/release from any thread. */
+typedef struct lsf_ack lsf_ack;
+struct lsf_ack {
+    _Atomic int refs;
+    _Atomic int failed;
+    void (*fn)(void *arg, uint64_t token, bool ok);
+    void *arg;
+    uint64_t token;
+};
+
+/* Creates an ack holding one reference (the batch's). Never NULL. */
+lsf_ack *lsf_ack_new(void (*fn)(void *arg, uint64_t token, bool ok), void *arg, uint64_t token);
+void lsf_ack_retain(lsf_ack *a);
+/* Marks the ack as failed (some event was not durably taken). */
+void lsf_ack_fail(lsf_ack *a);
+/* Drops one reference; the last one runs fn and frees the ack. NULL is a
+ * no-op. */
+void lsf_ack_release(lsf_ack *a);
+
 typedef struct lsf_batch lsf_batch;
 struct lsf_batch {
     lsf_arena arena;    /* owns every byte the events point at */
@@ -118,6 +146,7 @@ struct lsf_batch {
     uint64_t seq;       /* order of submission, set by the pipeline */
     uint64_t bytes;     /* raw bytes of all records */
     lsf_batch *next;    /* free-list / queue link */
+    lsf_ack *ack;       /* set by inputs that need to know of delivery, or NULL */
 };
 
 lsf_batch *lsf_batch_new(uint32_t cap);

@@ -389,8 +389,10 @@ static void deliver_in_order(lsf_pipeline *p, worker *w, lsf_batch *b)
 
     if (w->out.nlines) {
         for (int i = 0; i < p->sinks.n; i++)
-            if (run_stage(p, p->sinks.v[i], b, w) == LSF_ERR)
+            if (run_stage(p, p->sinks.v[i], b, w) == LSF_ERR) {
                 lsf_counter_add(p->c_sink_errors, 1);
+                lsf_ack_fail(b->ack);
+            }
     }
 
     pthread_mutex_lock(&p->deliver_lock);

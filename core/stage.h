@@ -8,6 +8,10 @@
  *              thread), stop (stop reading, submit what was accepted);
  *   transform: init, process (a batch in place, on a worker thread);
  *   sink:      init, deliver (the batch's JSON, in submission order), flush.
+ *              When deliver returns, the batch and its JSON are recycled; a
+ *              sink that delivers asynchronously copies what it sends and
+ *              retains b->ack (lsf_ack_retain) until delivery is confirmed,
+ *              so inputs learn when their events are durably delivered.
  * Threads: init/start/stop/destroy run on the main thread; process runs on
  * any worker (per-worker state via `worker` index); deliver runs on one
  * worker at a time, in batch order.

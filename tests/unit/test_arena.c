@@ -88,12 +88,48 @@ static void test_intern(void **state)
     assert_string_equal(lsf_field_name(b), "user.name");
 }
 
+static int acked_calls;
+static bool acked_ok;
+static uint64_t acked_token;
+
+static void on_ack(void *arg, uint64_t token, bool ok)
+{
+    (void)arg;
+    acked_calls++;
+    acked_token = token;
+    acked_ok = ok;
+}
+
+/* The ack fires once, after the batch and every retained reference let go. */
+static void test_ack(void **state)
+{
+    (void)state;
+    lsf_batch *b = lsf_batch_new(4);
+    b->ack = lsf_ack_new(on_ack, NULL, 77);
+    lsf_ack *held = b->ack;
+    lsf_ack_retain(held);  /* an async sink */
+    lsf_batch_reset(b);    /* the pipeline is done with the batch */
+    assert_int_equal(acked_calls, 0);
+    lsf_ack_release(held); /* the delivery report */
+    assert_int_equal(acked_calls, 1);
+    assert_int_equal(acked_token, 77);
+    assert_true(acked_ok);
+
+    b->ack = lsf_ack_new(on_ack, NULL, 78);
+    lsf_ack_fail(b->ack);
+    lsf_batch_reset(b);
+    assert_int_equal(acked_calls, 2);
+    assert_false(acked_ok);
+    lsf_batch_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_alignment_and_growth),
         cmocka_unit_test(test_batch_fields_and_tags),
         cmocka_unit_test(test_intern),
+        cmocka_unit_test(test_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
