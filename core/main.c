@@ -112,20 +112,28 @@ static int run_pipeline(const lsf_node *root, bool announce)
     return 0;
 }
 
+/* Reads `-c FILE` / `--config FILE` into *path; -1 (usage printed) on
+ * anything else. */
+static int config_option(int argc, char **argv, const char **path)
+{
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (opt != 'c') {
+            usage(stderr);
+            return -1;
+        }
+        *path = optarg;
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     const char *path = NULL;
-    int opt;
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (opt == 'c')
-            path = optarg;
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
+    if (config_option(argc, argv, &path) < 0)
+        return 2;
     lsf_errbuf err = {{0}};
     lsf_node *root = load_config(path, &err);
     if (!root) {
@@ -141,17 +149,8 @@ static int cmd_run(int argc, char **argv)
 static int cmd_check(int argc, char **argv)
 {
     const char *path = NULL;
-    int opt;
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (opt == 'c')
-            path = optarg;
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
+    if (config_option(argc, argv, &path) < 0)
+        return 2;
     if (!path && optind < argc)
         path = argv[optind];
     lsf_errbuf err = {{0}};
