@@ -1,22 +1,23 @@
 /* json.c - JSON lines, and JSON objects inside a syslog MSG, as fields.
  *
- * Design: jansson parses the object; members become dynamic fields
- * (objects flatten to dotted names "a.b.c", arrays stay JSON text) and a few
- * well-known keys fill event members: message/msg, @timestamp/timestamp/
- * time/ts (RFC 3339 text or epoch s/ms/us/ns), host/hostname (and a nested
- * host.name), level/severity -> field log.level. An "@timestamp" or string
- * "host" member that is not used (unparseable, or the syslog header wins) is
- * dropped rather than clash with the event's own; event.original keeps it.
- * Every name and string is
- * copied into the batch arena, because jansson's tree is freed before
- * return. A line without a message member keeps the whole line as message,
- * so rules that match on message still see it.
- * Threads: pure functions; jansson is thread-safe for separate documents.
+ * Design: json_scan.c validates the object in one pass and hands out
+ * members as slices of the line (strings are copied only when they hold
+ * escapes), so a JSON line costs about as much as a syslog line. Members
+ * become dynamic fields (objects flatten to dotted names "a.b.c", arrays
+ * stay JSON text) and a few well-known keys fill event members:
+ * message/msg, @timestamp/timestamp/time/ts (RFC 3339 text or epoch
+ * s/ms/us/ns), host/hostname (and a nested host.name), level/severity ->
+ * field log.level. An "@timestamp" or string "host" member that is not used
+ * (unparseable, or the syslog header wins) is dropped rather than clash with
+ * the event's own; event.original keeps it. A line without a message member
+ * keeps the whole line as message, so rules that match on message still see
+ * it. Names of nested members are built in the batch arena.
+ * Threads: pure functions.
  */
-#include <jansson.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "parsers/json_scan.h"
 #include "parsers/parse.h"
 
 typedef struct jctx {
@@ -26,131 +27,149 @@ typedef struct jctx {
     bool weak; /* syslog body: the header's host and time win */
 } jctx;
 
-static json_t *load(const char *p, size_t n)
+/* The top-level members of an object, collected before they are applied. */
+typedef struct member {
+    lsf_str key;
+    lsf_jval v;
+} member;
+
+typedef struct members {
+    member *v;
+    size_t n, cap;
+    lsf_arena *arena;
+} members;
+
+static void collect(void *arg, lsf_str key, const lsf_jval *v)
 {
-    json_error_t err;
-    json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, &err);
-    if (!j && json_error_code(&err) == json_error_numeric_overflow)
-        j = json_loadb(p, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
+    members *m = arg;
+    if (m->n == m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 16;
+        member *nv = lsf_arena_alloc(m->arena, ncap * sizeof(member));
+        if (m->n)
+            memcpy(nv, m->v, m->n * sizeof(member));
+        m->v = nv;
+        m->cap = ncap;
     }
-    return j;
+    m->v[m->n].key = key;
+    m->v[m->n].v = *v;
+    m->n++;
 }
 
-static lsf_str dup(jctx *c, const char *s, size_t n)
+/* Scans the object p[0..n) into its top-level members; -1 if not JSON. */
+static int load(lsf_batch *b, const char *p, size_t n, members *m)
 {
-    return lsf_str_make(lsf_arena_memdup(&c->b->arena, s, n), n);
+    memset(m, 0, sizeof(*m));
+    m->arena = &b->arena;
+    return lsf_json_scan_object(p, n, &b->arena, collect, m);
 }
 
-/* Compact JSON text of v in the arena. */
-static lsf_str dump(jctx *c, json_t *v)
+static const lsf_jval *get(const members *m, const char *key)
 {
-    const size_t fl = JSON_COMPACT | JSON_ENCODE_ANY;
-    size_t need = json_dumpb(v, NULL, 0, fl);
-    if (need == 0)
-        return LSF_STR_LIT("null");
-    char *buf = lsf_arena_alloc(&c->b->arena, need);
-    json_dumpb(v, buf, need, fl);
-    return lsf_str_make(buf, need);
-}
-
-static lsf_str strval(jctx *c, json_t *v)
-{
-    return dup(c, json_string_value(v), json_string_length(v));
+    const lsf_jval *found = NULL; /* duplicate keys: the last one wins */
+    for (size_t i = 0; i < m->n; i++)
+        if (lsf_str_eq_cstr(m->v[i].key, key))
+            found = &m->v[i].v;
+    return found;
 }
 
 /* The time a member holds, if it holds one. */
-static bool jtime(jctx *c, json_t *v, int64_t *t)
+static bool jtime(jctx *c, const lsf_jval *v, int64_t *t)
 {
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v);
+    if (v->kind == LSF_J_STR) {
+        const char *s = v->s.ptr;
+        size_t n = v->s.len;
         return n && (lsf_ts_parse_rfc3339(s, n, c->opts, t) == n || lsf_ts_parse_epoch(s, n, t) == n ||
                      lsf_ts_parse_3164(s, n, c->opts, c->ev->ingested_ns, t) == n);
     }
-    if (json_is_integer(v)) {
-        json_int_t iv = json_integer_value(v);
-        if (iv >= 100000000000000000LL) { /* ns: exact */
-            *t = (int64_t)iv;
+    if (v->kind == LSF_J_INT) {
+        if (v->i >= 100000000000000000LL) { /* ns: exact */
+            *t = v->i;
             return true;
         }
-        return iv > 0 && lsf_ts_from_epoch((double)iv, t) == 0;
+        return v->i > 0 && lsf_ts_from_epoch((double)v->i, t) == 0;
     }
-    if (json_is_real(v))
-        return json_real_value(v) > 0 && lsf_ts_from_epoch(json_real_value(v), t) == 0;
+    if (v->kind == LSF_J_FLOAT)
+        return v->f > 0 && lsf_ts_from_epoch(v->f, t) == 0;
     return false;
 }
 
-static void set_value(jctx *c, lsf_str name, json_t *v);
+static void set_value(jctx *c, lsf_str name, const lsf_jval *v);
 
-static void flatten(jctx *c, lsf_str prefix, json_t *obj)
+typedef struct flat {
+    jctx *c;
+    lsf_str prefix;
+    size_t members;
+} flat;
+
+static void flatten_member(void *arg, lsf_str key, const lsf_jval *v)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        size_t kl = strlen(key);
-        if (kl == 0)
-            continue;
-        size_t nl = prefix.len + 1 + kl;
-        char *name = lsf_arena_alloc(&c->b->arena, nl);
-        memcpy(name, prefix.ptr, prefix.len);
-        name[prefix.len] = '.';
-        memcpy(name + prefix.len + 1, key, kl);
-        set_value(c, lsf_str_make(name, nl), v);
-    }
+    flat *f = arg;
+    f->members++;
+    if (key.len == 0)
+        return;
+    size_t nl = f->prefix.len + 1 + key.len;
+    char *name = lsf_arena_alloc(&f->c->b->arena, nl);
+    memcpy(name, f->prefix.ptr, f->prefix.len);
+    name[f->prefix.len] = '.';
+    memcpy(name + f->prefix.len + 1, key.ptr, key.len);
+    set_value(f->c, lsf_str_make(name, nl), v);
 }
 
-static void set_value(jctx *c, lsf_str name, json_t *v)
+static void set_value(jctx *c, lsf_str name, const lsf_jval *v)
 {
     lsf_batch *b = c->b;
     lsf_event *ev = c->ev;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        if (json_object_size(v) == 0)
-            break; /* "{}": written as JSON text below */
-        flatten(c, name, v);
-        return;
-    case JSON_STRING:
+    switch (v->kind) {
+    case LSF_J_OBJ: {
+        flat f = {c, name, 0};
+        if (lsf_json_scan_object(v->raw.ptr, v->raw.len, &b->arena, flatten_member, &f) == 0 &&
+            f.members)
+            return;
+        break; /* an empty object stays "{}" */
+    }
+    case LSF_J_STR:
         if (lsf_str_eq_cstr(name, "host.name") && !ev->host.ptr) {
-            ev->host = strval(c, v);
+            ev->host = v->s;
             return;
         }
-        lsf_event_set_str(b, ev, name, strval(c, v));
+        lsf_event_set_str(b, ev, name, v->s);
         return;
-    case JSON_INTEGER:
-        lsf_event_set_int(b, ev, name, (int64_t)json_integer_value(v));
+    case LSF_J_INT:
+        lsf_event_set_int(b, ev, name, v->i);
         return;
-    case JSON_REAL:
-        lsf_event_set_float(b, ev, name, json_real_value(v));
+    case LSF_J_FLOAT:
+        lsf_event_set_float(b, ev, name, v->f);
         return;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        lsf_event_set_bool(b, ev, name, json_is_true(v));
+    case LSF_J_TRUE:
+    case LSF_J_FALSE:
+        lsf_event_set_bool(b, ev, name, v->kind == LSF_J_TRUE);
         return;
-    case JSON_NULL:
+    case LSF_J_NULL:
         lsf_event_set(b, ev, name, 0)->type = LSF_T_NULL;
         return;
-    default:
+    case LSF_J_ARR:
         break;
     }
     lsf_field *f = lsf_event_set(b, ev, name, 0);
     f->type = LSF_T_JSON;
-    f->v.s = dump(c, v);
+    f->v.s = lsf_json_compact(&b->arena, v->raw);
 }
 
 static const char *const time_keys[] = {"@timestamp", "timestamp", "time", "ts"};
 
-static void apply(jctx *c, json_t *o)
+static bool used(const char *k, lsf_str key)
+{
+    return k && lsf_str_eq_cstr(key, k);
+}
+
+static void apply(jctx *c, const members *o)
 {
     lsf_event *ev = c->ev;
     const char *used_time = NULL, *used_msg = NULL, *used_host = NULL, *used_level = NULL;
 
     if (!c->weak || (ev->flags & LSF_EV_TIME_GUESSED)) {
         for (size_t k = 0; k < sizeof(time_keys) / sizeof(time_keys[0]); k++) {
-            json_t *v = json_object_get(o, time_keys[k]);
+            const lsf_jval *v = get(o, time_keys[k]);
             int64_t t;
             if (v && jtime(c, v, &t)) {
                 ev->time_ns = t;
@@ -160,44 +179,41 @@ static void apply(jctx *c, json_t *o)
             }
         }
     }
-    json_t *m = json_object_get(o, "message");
+    const lsf_jval *m = get(o, "message");
     used_msg = "message";
     if (!m) {
-        m = json_object_get(o, "msg");
+        m = get(o, "msg");
         used_msg = "msg";
     }
     if (m)
-        ev->message = json_is_string(m) ? strval(c, m) : dump(c, m);
+        ev->message = m->kind == LSF_J_STR ? m->s : lsf_json_compact(&c->b->arena, m->raw);
     else
         used_msg = NULL;
     if (!c->weak || !ev->host.ptr) {
-        json_t *h = json_object_get(o, "host");
+        const lsf_jval *h = get(o, "host");
         used_host = "host";
-        if (!json_is_string(h)) {
-            h = json_object_get(o, "hostname");
+        if (!h || h->kind != LSF_J_STR) {
+            h = get(o, "hostname");
             used_host = "hostname";
         }
-        if (json_is_string(h) && json_string_length(h) > 0)
-            ev->host = strval(c, h);
+        if (h && h->kind == LSF_J_STR && h->s.len > 0)
+            ev->host = h->s;
         else
             used_host = NULL;
     }
-    used_level = json_object_get(o, "level") ? "level" : json_object_get(o, "severity") ? "severity" : NULL;
+    used_level = get(o, "level") ? "level" : get(o, "severity") ? "severity" : NULL;
 
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        if ((used_time && !strcmp(key, used_time)) || (used_msg && !strcmp(key, used_msg)) ||
-            (used_host && !strcmp(key, used_host)))
+    for (size_t i = 0; i < o->n; i++) {
+        lsf_str key = o->v[i].key;
+        const lsf_jval *v = &o->v[i].v;
+        if (used(used_time, key) || used(used_msg, key) || used(used_host, key))
             continue;
         /* Would clash with the event's own @timestamp and host.name. */
-        if (!strcmp(key, "@timestamp") || (!strcmp(key, "host") && json_is_string(v)))
+        if (lsf_str_eq_cstr(key, "@timestamp") || (lsf_str_eq_cstr(key, "host") && v->kind == LSF_J_STR))
             continue;
-        size_t kl = strlen(key);
-        if (kl == 0)
+        if (key.len == 0)
             continue;
-        lsf_str name = (used_level && !strcmp(key, used_level)) ? LSF_STR_LIT("log.level") : dup(c, key, kl);
+        lsf_str name = used(used_level, key) ? LSF_STR_LIT("log.level") : key;
         set_value(c, name, v);
     }
 }
@@ -210,29 +226,25 @@ int lsf_parse_json(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
         return -1;
     while (i < n && (p[i] == ' ' || p[i] == '\t'))
         i++;
-    if (i >= n || p[i] != '{')
-        return -1;
-    json_t *o = load(p + i, n - i);
-    if (!o)
+    members o;
+    if (i >= n || p[i] != '{' || load(b, p + i, n - i, &o) < 0)
         return -1;
     ev->format = LSF_FMT_JSON;
     ev->message = lsf_str_make(p, n);
     ev->time_ns = ev->ingested_ns;
     ev->flags |= LSF_EV_TIME_GUESSED;
     jctx c = {b, ev, opts, false};
-    apply(&c, o);
-    json_decref(o);
+    apply(&c, &o);
     return 0;
 }
 
 int lsf_json_object_to_fields(lsf_batch *b, lsf_event *ev, const char *p, size_t n)
 {
-    json_t *o = p ? load(p, n) : NULL;
-    if (!o)
+    members o;
+    if (!p || load(b, p, n, &o) < 0)
         return -1;
     jctx c = {b, ev, NULL, true};
-    apply(&c, o);
-    json_decref(o);
+    apply(&c, &o);
     return 0;
 }
 
@@ -246,12 +258,9 @@ void lsf_parse_body_json(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts
         i = 5;
     while (i < n && p[i] == ' ')
         i++;
-    if (i >= n || p[i] != '{')
-        return;
-    json_t *o = load(p + i, n - i);
-    if (!o)
+    members o;
+    if (i >= n || p[i] != '{' || load(b, p + i, n - i, &o) < 0)
         return;
     jctx c = {b, ev, opts, true};
-    apply(&c, o);
-    json_decref(o);
+    apply(&c, &o);
 }
