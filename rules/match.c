@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,28 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
     case LSF_FX_MSGID:
         slot = &ev->msgid;
         break;
+    case LSF_FX_DYNAMIC: {
+        const lsf_field *fd = lsf_event_find(ev, f->name);
+        if (!fd)
+            return false;
+        switch (fd->type) {
+        case LSF_T_STR:
+        case LSF_T_JSON:
+            *out = fd->v.s;
+            return true;
+        case LSF_T_INT:
+            *out = lsf_str_make(scratch, (size_t)snprintf(scratch, 32, "%lld", (long long)fd->v.i));
+            return true;
+        case LSF_T_FLOAT:
+            *out = lsf_str_make(scratch, (size_t)snprintf(scratch, 32, "%.17g", fd->v.f));
+            return true;
+        case LSF_T_BOOL:
+            *out = fd->v.b ? LSF_STR_LIT("true") : LSF_STR_LIT("false");
+            return true;
+        default:
+            return false;
+        }
+    }
     default:
         return lsf_event_get_str(ev, f->name, scratch, out);
     }

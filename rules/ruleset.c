@@ -99,10 +99,15 @@ static int writable_field(const char *name, const lsf_node *at, lsf_fieldref *ou
     return 0;
 }
 
+/* A field a rule reads: any name an input can produce (JSON keys may hold
+ * '/' or ':'), so only empty names and control characters are refused. */
 static int readable_field(const char *name, const lsf_node *at, lsf_fieldref *out,
                           lsf_errbuf *err)
 {
-    if (!valid_field_name(name))
+    bool ok = name[0] != 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && ok; p++)
+        ok = *p > 0x20 && *p != 0x7f;
+    if (!ok)
         return lsf_node_error(err, at, "bad field name '%s'", name);
     *out = lsf_fieldref_make(name);
     return 0;
