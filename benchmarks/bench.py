@@ -40,19 +40,22 @@ SYSTEMS = ["logsift", "rsyslog", "syslog-ng"]
 
 
 class Scenario:
-    def __init__(self, key, title, conf=None, nrules=0, max_lines=None, pending=None):
-        self.key, self.title, self.conf = key, title, conf
-        self.nrules, self.max_lines, self.pending = nrules, max_lines, pending
+    def __init__(self, key, title, conf=None, nrules=0, lines=(2000000, 200000), pending=None):
+        self.key, self.title, self.conf, self.nrules = key, title, conf, nrules
+        self.lines_full, self.lines_quick = lines
+        self.pending = pending
 
 
-# max_lines caps the input of the slowest scenarios so `make bench` stays under
-# 15 minutes on 2 cores (the peers try regexes one by one there).
+# Input lines per scenario (make bench, make bench-quick). The peers parse and
+# write JSON at 30-60k lines/s on a busy 2-core machine, so the heavier scenarios
+# use fewer lines to keep `make bench` under 15 minutes; every system in a
+# scenario gets the same input.
 SCENARIOS = [
-    Scenario("raw", "1. TCP -> file, raw lines", "raw"),
-    Scenario("json", "2. TCP -> parse -> JSON file", "json"),
-    Scenario("rules12", "3. + 12 regex rules", "rules", nrules=12),
-    Scenario("rules200", "4. + 200 rules", "rules", nrules=200, max_lines=1000000),
-    Scenario("rules1000", "4. + 1,000 rules", "rules", nrules=1000, max_lines=500000),
+    Scenario("raw", "1. TCP -> file, raw lines", "raw", lines=(2000000, 200000)),
+    Scenario("json", "2. TCP -> parse -> JSON file", "json", lines=(1000000, 200000)),
+    Scenario("rules12", "3. + 12 regex rules", "rules", nrules=12, lines=(1000000, 200000)),
+    Scenario("rules200", "4. + 200 rules", "rules", nrules=200, lines=(500000, 100000)),
+    Scenario("rules1000", "4. + 1,000 rules", "rules", nrules=1000, lines=(500000, 100000)),
     Scenario("kafka", "5. TCP -> JSON -> Kafka", pending=(
         "needs logsift's Kafka sink and the project's test broker (Kafka issue); "
         "peers: rsyslog-kafka omkafka, syslog-ng-mod-rdkafka kafka-c()")),
@@ -259,7 +262,23 @@ def check_json(path, n=3):
                 raise ValueError("not an object")
 
 
-def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout):
+def grep_count(pattern, path):
+    r = subprocess.run(["grep", "-c", "-F", pattern, path], capture_output=True, text=True)
+    return int(r.stdout.strip() or 0)
+
+
+def matched_lines(system, out):
+    """Output lines that carry a rule's captures (a check that every system did the
+    same work): logsift writes rule.id; rsyslog's mmnormalize puts captures under
+    $!r (and originalmsg there when nothing matched); syslog-ng's under .r."""
+    if system == "logsift":
+        return grep_count('"rule":{', out)
+    if system == "rsyslog":
+        return grep_count('"r":{', out) - grep_count('"r":{"originalmsg"', out)
+    return grep_count('"_r":{', out)
+
+
+def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=None):
     wd = tempfile.mkdtemp(prefix=f"{system}-{scn.key}-{run_idx}-", dir=tmp)
     out = os.path.join(wd, "out.log")
     res = {"system": system, "scenario": scn.key, "run": run_idx, "lines_in": inp["lines"],
@@ -268,6 +287,14 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout):
     try:
         d.wait_ready()
         pid = d.proc.pid
+        perf = None
+        if profile:
+            # Samples every thread of the daemon on the CPU clock (this works in
+            # VMs without hardware counters), with call graphs.
+            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000",
+                                     "-g", "-p", str(pid), "-o", profile],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         cpu0 = cpu_seconds(pid)
         blast = subprocess.Popen([os.path.join(os.environ["BENCH_TOOLS"], "blast"),
                                   f"127.0.0.1:{d.port}", inp["path"]],
@@ -303,6 +330,9 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout):
                 res["error"] = "no completion after 600 s"
                 break
         cpu1 = cpu_seconds(pid) if d.proc.poll() is None else cpu0
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
         rss = peak_rss_mb(pid) if d.proc.poll() is None else 0.0
         bout, berr = blast.communicate(timeout=30)
         if blast.returncode != 0:
@@ -318,6 +348,8 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout):
                    lps=delivered / secs if secs > 0 else 0.0,
                    mbps=inp["bytes"] * delivered / expected / secs / 1e6 if secs > 0 else 0.0,
                    cpu=cpu1 - cpu0, rss=rss)
+        if scn.nrules and count:
+            res["matched"] = matched_lines(system, out)
         if count and not (system != "logsift" and scn.conf == "raw"):
             try:
                 check_json(out)
@@ -372,6 +404,7 @@ def summarize(results, scenarios, systems, pending):
                 "rss": statistics.median(r["rss"] for r in ok),
                 "lost": max(r["lost"] for r in rs if "lost" in r),
                 "extra": max(max(0, r["lines_out"] - r["lines_in"]) for r in ok),
+                "matched": ok[0].get("matched"),
                 "lines": ok[0]["lines_in"], "runs": len(ok), "errors": errors}))
     return rows
 
@@ -384,25 +417,33 @@ def ratio_of(rows, scn):
     return stats["logsift"]["lps"] / max(peers)
 
 
+def scn_title(rows, scn):
+    n = [st["lines"] for s, _, st in rows if s is scn and isinstance(st, dict)]
+    return f"{scn.title} ({human(n[0])} lines)" if n else scn.title
+
+
 def table(rows, scenarios):
     lines = ["| scenario | system | lines/s median (min-max) | MB/s | CPU s | peak RSS MB "
              "| lost | logsift / best peer |",
              "|---|---|---|---|---|---|---|---|"]
     for scn in scenarios:
         ratio = ratio_of(rows, scn)
+        title = scn_title(rows, scn)
         for s, system, st in rows:
             if s is not scn:
                 continue
             if isinstance(st, str):
-                lines.append(f"| {scn.title} | {system} | {st} | | | | | |")
+                lines.append(f"| {title} | {system} | {st} | | | | | |")
                 continue
             note = ""
             if system == "logsift" and scn.conf == "raw":
                 note = " (JSON envelope: no raw sink yet)"
             r = f"{ratio:.2f}x" if system == "logsift" and ratio else ""
             lost = f"{st['lost']:,}" + (f" (+{st['extra']:,} extra)" if st["extra"] else "")
+            if st.get("matched") is not None:
+                lost += f"; {st['matched']:,} matched a rule"
             lines.append(
-                f"| {scn.title} | {system}{note} | {human(st['lps'])} ({human(st['min'])}-"
+                f"| {title} | {system}{note} | {human(st['lps'])} ({human(st['min'])}-"
                 f"{human(st['max'])}) | {st['mbps']:.0f} | {st['cpu']:.2f} | {st['rss']:.0f} "
                 f"| {lost} | {r} |")
         if not any(s is scn for s, _, _ in rows) and scn.pending:
@@ -426,7 +467,7 @@ def headline(rows, scenarios):
         if scn.conf == "raw" and "logsift" in cells and cells["logsift"] != "pending":
             cells["logsift"] += "*"
         ratio = ratio_of(rows, scn)
-        out.append(f"| {scn.title} | {cells.get('logsift', '-')} | {cells.get('rsyslog', '-')} "
+        out.append(f"| {scn_title(rows, scn)} | {cells.get('logsift', '-')} | {cells.get('rsyslog', '-')} "
                    f"| {cells.get('syslog-ng', '-')} | {f'{ratio:.2f}x' if ratio else '-'} |")
     return "\n".join(out)
 
@@ -452,6 +493,27 @@ def commit():
     return (r.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
+def profile_logsift(tmp, lines, scenario):
+    """Runs logsift once under perf record and prints where its time goes."""
+    scn = next(s for s in SCENARIOS if s.key == scenario)
+    inp = make_input(tmp, lines, {})
+    rules_paths = {}
+    if scn.nrules:
+        rules_paths = rules.write_all(scn.nrules, os.path.join(tmp, "rules"), traffic=inp["path"])
+    data = os.path.join(tmp, "perf.data")
+    r = run_one("logsift", scn, inp, tmp, 0, rules_paths, idle_timeout=5.0, profile=data)
+    log(f"bench: profiled run: {r.get('lps', 0):,.0f} lines/s, cpu {r.get('cpu', 0):.2f}s"
+        + (f", ERROR: {r['error']}" if r["error"] else ""))
+    for title, sort in (("by thread", "tid"), ("by function", "sym"),
+                        ("by file:function", "srcfile,sym")):
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                              "-g", "none", "--percent-limit", "0.8", "--sort", sort],
+                             capture_output=True, text=True)
+        body = [ln for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+        print(f"\nperf, logsift, scenario {scenario}, {title}:")
+        print("\n".join(body[:30]))
+
+
 # ---- main -----------------------------------------------------------------------------
 
 KEEP = False
@@ -460,19 +522,21 @@ KEEP = False
 def main():
     global KEEP
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="200k lines, 1 run (make bench-quick)")
-    ap.add_argument("--lines", type=int, help="input lines (default 2M, quick 200k)")
+    ap.add_argument("--quick", action="store_true", help="fewer lines, 1 run (make bench-quick)")
+    ap.add_argument("--lines", type=int, help="input lines of every scenario (default: per "
+                    "scenario, 0.5M-2M; quick 100k-200k)")
     ap.add_argument("--runs", type=int, help="runs per system and scenario (default 3, quick 1)")
     ap.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS))
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--record", action="store_true", help="append the results to RESULTS.md")
     ap.add_argument("--command", default=None, help="the command to name in RESULTS.md")
+    ap.add_argument("--profile", metavar="SCENARIO",
+                    help="instead of benchmarking, profile logsift on one scenario with perf")
     ap.add_argument("--keep", action="store_true", help="keep work directories and outputs")
     ap.add_argument("--tmp", default=os.environ.get("BENCH_TMP"),
                     help="work directory (default: a new one in /dev/shm, else $TMPDIR)")
     args = ap.parse_args()
     KEEP = args.keep
-    lines = args.lines or (200000 if args.quick else 2000000)
     runs = args.runs or (1 if args.quick else 3)
     want = args.scenarios.split(",")
     scenarios = [s for s in SCENARIOS if s.key in want]
@@ -480,8 +544,16 @@ def main():
     base = args.tmp or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
     tmp = tempfile.mkdtemp(prefix="logsift-bench-", dir=base)
     t_begin = time.monotonic()
-    log(f"bench: {lines:,} lines, {runs} run(s), scenarios {','.join(s.key for s in scenarios)},"
+    log(f"bench: {runs} run(s), scenarios {','.join(s.key for s in scenarios)},"
         f" systems {','.join(systems)}; work directory {tmp}")
+
+    if args.profile:
+        try:
+            profile_logsift(tmp, args.lines or 1000000, args.profile)
+        finally:
+            if not KEEP:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return 0
 
     pending = {s.key: logsift_pending(s) for s in scenarios if logsift_pending(s)}
     results, inputs = [], {}
@@ -490,11 +562,12 @@ def main():
             if scn.pending:
                 log(f"bench: {scn.title}: pending ({scn.pending})")
                 continue
-            n = min(lines, scn.max_lines) if scn.max_lines and not args.lines else lines
+            n = args.lines or (scn.lines_quick if args.quick else scn.lines_full)
             inp = make_input(tmp, n, inputs)
             rules_paths = {}
             if scn.nrules:
-                rules_paths = rules.write_all(scn.nrules, os.path.join(tmp, f"rules{scn.nrules}"))
+                rules_paths = rules.write_all(scn.nrules, os.path.join(tmp, f"rules{scn.nrules}"),
+                                             traffic=inp["path"])
             active = [s for s in systems if not (s == "logsift" and scn.key in pending)]
             if "logsift" in systems and scn.key in pending:
                 log(f"bench: {scn.title}: logsift pending ({pending[scn.key]})")
@@ -507,6 +580,8 @@ def main():
                     results.append(r)
                     msg = (f"{r['lps']:>10,.0f} lines/s {r['mbps']:6.1f} MB/s cpu {r['cpu']:6.2f}s"
                            f" rss {r['rss']:6.1f} MB lost {r['lost']:,}") if "lps" in r else ""
+                    if r.get("matched") is not None:
+                        msg += f" matched {r['matched']:,}"
                     log(f"bench: {scn.key:<9} run {run + 1}/{runs} {system:<9} {msg}"
                         + (f"  ERROR: {r['error']}" if r["error"] else ""))
     finally:
