@@ -5,6 +5,8 @@
 #   make test       install missing packages, build, run every test
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       build the libFuzzer targets and run each FUZZ_TIME seconds
+#   make bench      logsift beside rsyslog and syslog-ng, every scenario (< 15 min)
+#   make bench-quick  the same on a smaller input, one run (< 2 min)
 #   make install    install to $(PREFIX)/bin
 #   make help       this list
 
@@ -37,7 +39,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test asan fuzz install clean help deps check-deps
+.PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick
 .DEFAULT_GOAL := all
 
 all: logsift
@@ -109,6 +111,12 @@ fuzz: deps
 	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 build-fuzz/corpus/$$n \
 	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	done
+
+bench: deps logsift
+	@BUILD=$(BUILD) benchmarks/run.sh --record --command "make bench"
+
+bench-quick: deps logsift
+	@BUILD=$(BUILD) benchmarks/run.sh --quick --record --command "make bench-quick"
 
 install: logsift
 	install -D -m 0755 $(BUILD)/logsift $(DESTDIR)$(PREFIX)/bin/logsift
