@@ -9,6 +9,7 @@
 extern const lsf_stage_def lsf_stage_syslog_udp, lsf_stage_syslog_tcp, lsf_stage_stdin,
     lsf_stage_file_input;
 extern const lsf_stage_def lsf_stage_parse, lsf_stage_rules;
+extern const lsf_stage_def lsf_stage_geoip;
 extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file;
 
 const lsf_stage_def *const lsf_stage_registry[] = {
@@ -20,6 +21,7 @@ const lsf_stage_def *const lsf_stage_registry[] = {
     /* transforms */
     &lsf_stage_parse,
     &lsf_stage_rules,
+    &lsf_stage_geoip,
     /* sinks */
     &lsf_stage_stdout,
     &lsf_stage_file,

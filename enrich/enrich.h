@@ -1,0 +1,34 @@
+/* enrich.h - helpers shared by the enrichment stages (geoip, cidr, lookup,
+ * fields): output names derived from input field names, and config
+ * scalars.
+ * Design: names are built once at init and owned by the stage, so the hot
+ * path only points at them (they outlive every batch).
+ * Threads: call at init, on the main thread.
+ */
+#ifndef LSF_ENRICH_H
+#define LSF_ENRICH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/event.h"
+
+/* The field name minus its last dotted component ("source.ip" ->
+ * "source", "ip" -> ""). Returns a malloc'd string. */
+char *lsf_enrich_prefix(const char *field);
+/* "<prefix>.<suffix>", or just suffix when prefix is empty (malloc'd). */
+char *lsf_enrich_join(const char *prefix, const char *suffix);
+/* true when `name` is a usable dotted field name: non-empty, no empty
+ * component, no blanks or control characters. */
+bool lsf_enrich_name_ok(const char *name);
+/* A NUL-terminated string as a slice (it must outlive the batches). */
+static inline lsf_str lsf_enrich_str(const char *s)
+{
+    return lsf_str_make(s, strlen(s));
+}
+/* The node a key's error should point at: the key's value if present, else
+ * the stage. */
+const lsf_node *lsf_enrich_at(const lsf_node *stage, const char *key);
+
+#endif

@@ -1,0 +1,402 @@
+/* geoip.c - the `geoip` transform: looks the IP fields of every event up in
+ * MaxMind DB files and writes ECS geo and AS fields beside them
+ * (source.ip -> source.geo.country_iso_code, source.as.number, ...).
+ *
+ * The one design choice to know: each worker keeps its own cache of recent
+ * results (4-way set-associative, least recently used out), keyed by the
+ * address and valid for one database generation. A hit costs a hash, a
+ * 16-byte compare and one copy of the result's strings into the batch
+ * arena; only misses walk the database. The databases are memory-mapped
+ * once and shared read-only; a reload (file changed on disk, or SIGHUP)
+ * opens the new files beside the old ones and swaps them in without
+ * stopping the workers (enrich/live.c).
+ *
+ * Addresses in special-purpose ranges (private, loopback, link-local,
+ * documentation, CGNAT, multicast, ...) are never looked up: the stage
+ * writes <prefix>.ip_scope (e.g. "private") instead. Values that are not
+ * addresses are counted ("<stage>.invalid") and left alone; "" and "-" count
+ * as absent.
+ *
+ * Threads: init/reopen/destroy on the main thread; process on any worker,
+ * with per-worker state indexed by `worker`.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/pipeline.h"
+#include "core/stage.h"
+#include "enrich/enrich.h"
+#include "enrich/geoip.h"
+#include "enrich/live.h"
+
+#define WAYS 4
+
+typedef struct geoip_conf {
+    lsf_strlist databases;
+    lsf_strlist fields;
+    const lsf_node *mapping;
+    char *language;
+    int64_t cache_size;
+    int64_t check_interval_ms;
+    bool ip_scope;
+} geoip_conf;
+
+/* One cached result: items, then string bytes, in `blob`. */
+typedef struct centry {
+    uint8_t key[16];
+    uint32_t stamp; /* 0: empty */
+    uint16_t nitems;
+    uint32_t slen, cap;
+    unsigned char *blob;
+} centry;
+
+typedef struct wstate {
+    centry *ent;      /* nsets * WAYS */
+    uint32_t nsets;   /* power of two, 0: no cache */
+    uint32_t clock;
+    uint64_t generation;
+    lsf_geo_result res;
+    uint64_t hits, misses, found, invalid, special;
+} wstate;
+
+typedef struct geoip_ctx {
+    const char *name;
+    lsf_geo_map *map;
+    size_t nfields;
+    lsf_str *field;          /* the IP fields */
+    lsf_str *scope_name;     /* per field: <prefix>.ip_scope */
+    lsf_str *out_name;       /* nfields * nout: <prefix>.<output> */
+    size_t nout;
+    int nworkers;
+    wstate **ws;
+    lsf_live *live;
+    char **databases;
+    lsf_counter *c_lookups, *c_hits, *c_found, *c_invalid, *c_special;
+} geoip_ctx;
+
+static const lsf_key geoip_keys[] = {
+    {"databases", LSF_K_STRLIST, NULL,
+     "MaxMind DB files (.mmdb: City, Country, ASN, or any schema with `mapping`); each address "
+     "is looked up in all, and the first value found for a field wins.",
+     offsetof(geoip_conf, databases), NULL, 0, 0, true},
+    {"fields", LSF_K_STRLIST, NULL,
+     "IP fields to look up (default: source.ip, destination.ip, client.ip); results go beside "
+     "each, under the field's prefix (source.ip -> source.geo.*, source.as.*).",
+     offsetof(geoip_conf, fields), NULL, 0, 0, false},
+    {"mapping", LSF_K_NODE, NULL,
+     "Output field (relative to the prefix) -> record path, for databases in other schemas, "
+     "e.g. {geo.country_iso_code: country_code}; replaces the built-in mapping.",
+     offsetof(geoip_conf, mapping), NULL, 0, 0, false},
+    {"language", LSF_K_STR, "en", "Language of the names (city, country, ...) in MaxMind databases.",
+     offsetof(geoip_conf, language), NULL, 0, 0, false},
+    {"cache_size", LSF_K_INT, "16384",
+     "Results cached per worker thread (rounded up to a power of two); 0 turns the cache off.",
+     offsetof(geoip_conf, cache_size), NULL, 0, 1 << 24, false},
+    {"check_interval", LSF_K_DURATION, "2s",
+     "How often to check whether a database file changed (then it is reopened); 0: only on "
+     "SIGHUP.",
+     offsetof(geoip_conf, check_interval_ms), NULL, 0, 86400000, false},
+    {"ip_scope", LSF_K_BOOL, "true",
+     "Write <prefix>.ip_scope (private, loopback, link_local, documentation, cgnat, multicast, "
+     "...) for addresses in special-purpose ranges, which are never looked up.",
+     offsetof(geoip_conf, ip_scope), NULL, 0, 0, false},
+    LSF_KEYS_END,
+};
+
+static const char *const default_fields[] = {"source.ip", "destination.ip", "client.ip"};
+
+/* ---- live data: the set of databases ------------------------------------ */
+
+static void *dbs_load(void *arg, uint64_t generation, lsf_errbuf *err)
+{
+    geoip_ctx *x = arg;
+    size_t n = 0;
+    while (x->databases[n])
+        n++;
+    return lsf_geo_dbs_open((const char *const *)x->databases, n, generation, err);
+}
+
+static void dbs_free(void *arg, void *v)
+{
+    (void)arg;
+    lsf_geo_dbs_close(v);
+}
+
+/* ---- per-worker cache --------------------------------------------------- */
+
+static centry *cache_find(wstate *w, const lsf_ip *ip, uint64_t h)
+{
+    centry *set = &w->ent[(h & (w->nsets - 1)) * WAYS];
+    for (int i = 0; i < WAYS; i++)
+        if (set[i].stamp && memcmp(set[i].key, ip->b, 16) == 0) {
+            set[i].stamp = ++w->clock ? w->clock : (w->clock = 1);
+            return &set[i];
+        }
+    return NULL;
+}
+
+static centry *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo_result *r)
+{
+    centry *set = &w->ent[(h & (w->nsets - 1)) * WAYS], *victim = &set[0];
+    for (int i = 0; i < WAYS; i++) {
+        if (!set[i].stamp) {
+            victim = &set[i];
+            break;
+        }
+        /* oldest by wrapping distance from the clock */
+        if ((uint32_t)(w->clock - set[i].stamp) > (uint32_t)(w->clock - victim->stamp))
+            victim = &set[i];
+    }
+    size_t need = r->n * sizeof(lsf_geo_item) + r->slen;
+    if (need > victim->cap) {
+        unsigned char *nb = realloc(victim->blob, need);
+        if (!nb)
+            lsf_die("out of memory (geoip cache)");
+        victim->blob = nb;
+        victim->cap = (uint32_t)need;
+    }
+    if (r->n)
+        memcpy(victim->blob, r->item, r->n * sizeof(lsf_geo_item));
+    if (r->slen)
+        memcpy(victim->blob + r->n * sizeof(lsf_geo_item), r->str, r->slen);
+    memcpy(victim->key, ip->b, 16);
+    victim->nitems = (uint16_t)r->n;
+    victim->slen = r->slen;
+    victim->stamp = ++w->clock ? w->clock : (w->clock = 1);
+    return victim;
+}
+
+static void cache_clear(wstate *w, uint64_t generation)
+{
+    for (uint32_t i = 0; i < w->nsets * WAYS; i++)
+        w->ent[i].stamp = 0;
+    w->generation = generation;
+}
+
+/* ---- writing fields ----------------------------------------------------- */
+
+static void apply(geoip_ctx *x, lsf_batch *b, lsf_event *ev, size_t fi, const lsf_geo_item *items,
+                  uint32_t n, const char *str, uint32_t slen)
+{
+    const char *s = slen ? lsf_arena_memdup(&b->arena, str, slen) : NULL;
+    const lsf_str *names = &x->out_name[fi * x->nout];
+    for (uint32_t i = 0; i < n; i++) {
+        const lsf_geo_item *it = &items[i];
+        lsf_field *f = lsf_event_set(b, ev, names[it->out], 0);
+        f->type = it->type;
+        switch (it->type) {
+        case LSF_T_STR:
+        case LSF_T_JSON: f->v.s = lsf_str_make(s + it->v.off, it->len); break;
+        case LSF_T_INT: f->v.i = it->v.i; break;
+        case LSF_T_FLOAT: f->v.f = it->v.f; break;
+        default: f->v.b = it->v.b; break;
+        }
+    }
+}
+
+static void enrich_one(geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, lsf_batch *b,
+                       lsf_event *ev, size_t fi, const lsf_ip *ip)
+{
+    if (!w->nsets) {
+        w->misses++;
+        if (lsf_geo_resolve(dbs, x->map, ip, &w->res)) {
+            w->found++;
+            apply(x, b, ev, fi, w->res.item, w->res.n, w->res.str, w->res.slen);
+        }
+        return;
+    }
+    uint64_t h = lsf_ip_hash(ip);
+    centry *e = cache_find(w, ip, h);
+    if (e) {
+        w->hits++;
+    } else {
+        w->misses++;
+        lsf_geo_resolve(dbs, x->map, ip, &w->res);
+        e = cache_store(w, ip, h, &w->res);
+    }
+    if (e->nitems) {
+        w->found++;
+        apply(x, b, ev, fi, (const lsf_geo_item *)e->blob, e->nitems,
+              (const char *)e->blob + e->nitems * sizeof(lsf_geo_item), e->slen);
+    }
+}
+
+static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
+{
+    geoip_ctx *x = st->ctx;
+    const geoip_conf *c = st->conf;
+    wstate *w = x->ws[worker];
+    const lsf_geo_dbs *dbs = lsf_live_enter(x->live, worker);
+    if (w->generation != dbs->generation)
+        cache_clear(w, dbs->generation);
+    uint64_t hits = w->hits, misses = w->misses, found = w->found, invalid = w->invalid,
+             special = w->special;
+    char scratch[32];
+    for (uint32_t i = 0; i < b->n; i++) {
+        lsf_event *ev = &b->events[i];
+        if (ev->flags & LSF_EV_DROPPED)
+            continue;
+        for (size_t fi = 0; fi < x->nfields; fi++) {
+            lsf_str v;
+            if (!lsf_event_get_str(ev, x->field[fi], scratch, &v) || v.len == 0 ||
+                (v.len == 1 && v.ptr[0] == '-'))
+                continue;
+            lsf_ip ip;
+            if (lsf_ip_parse(v.ptr, v.len, &ip) < 0) {
+                w->invalid++;
+                continue;
+            }
+            enum lsf_ip_scope scope = lsf_ip_scope(&ip);
+            if (scope != LSF_SCOPE_GLOBAL) {
+                w->special++;
+                if (c->ip_scope)
+                    lsf_event_set_str(b, ev, x->scope_name[fi],
+                                      lsf_enrich_str(lsf_ip_scope_name(scope)));
+                continue;
+            }
+            enrich_one(x, dbs, w, b, ev, fi, &ip);
+        }
+    }
+    lsf_live_exit(x->live, worker);
+    if (w->hits + w->misses > hits + misses)
+        lsf_counter_add(x->c_lookups, (w->hits + w->misses) - (hits + misses));
+    if (w->hits > hits)
+        lsf_counter_add(x->c_hits, w->hits - hits);
+    if (w->found > found)
+        lsf_counter_add(x->c_found, w->found - found);
+    if (w->invalid > invalid)
+        lsf_counter_add(x->c_invalid, w->invalid - invalid);
+    if (w->special > special)
+        lsf_counter_add(x->c_special, w->special - special);
+    return LSF_OK;
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static uint32_t sets_for(int64_t entries)
+{
+    if (entries <= 0)
+        return 0;
+    uint32_t sets = 1;
+    while ((int64_t)sets * WAYS < entries)
+        sets <<= 1;
+    return sets;
+}
+
+static int geoip_init(lsf_stage *st, lsf_errbuf *err)
+{
+    geoip_ctx *x = st->ctx;
+    geoip_conf *c = st->conf;
+    x->name = st->name;
+    if (c->databases.n == 0)
+        return lsf_node_error(err, lsf_enrich_at(st->node, "databases"),
+                              "databases: name at least one .mmdb file");
+    if (c->mapping) {
+        x->map = lsf_geo_map_parse(c->mapping, err);
+        if (!x->map)
+            return -1;
+    } else {
+        x->map = lsf_geo_map_builtin(c->language);
+    }
+    x->nout = lsf_geo_map_nout(x->map);
+    const char *const *fields = c->fields.n ? (const char *const *)c->fields.v : default_fields;
+    x->nfields = c->fields.n ? c->fields.n : sizeof(default_fields) / sizeof(default_fields[0]);
+    x->field = calloc(x->nfields, sizeof(lsf_str));
+    x->scope_name = calloc(x->nfields, sizeof(lsf_str));
+    x->out_name = calloc(x->nfields * (x->nout ? x->nout : 1), sizeof(lsf_str));
+    if (!x->field || !x->scope_name || !x->out_name)
+        lsf_die("out of memory");
+    for (size_t i = 0; i < x->nfields; i++) {
+        if (!lsf_enrich_name_ok(fields[i]))
+            return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
+                                  "fields: '%s' is not a field name", fields[i]);
+        char *prefix = lsf_enrich_prefix(fields[i]);
+        x->field[i] = lsf_enrich_str(lsf_enrich_join("", fields[i]));
+        x->scope_name[i] = lsf_enrich_str(lsf_enrich_join(prefix, "ip_scope"));
+        for (size_t o = 0; o < x->nout; o++)
+            x->out_name[i * x->nout + o] =
+                lsf_enrich_str(lsf_enrich_join(prefix, lsf_geo_map_out(x->map, o)));
+        free(prefix);
+    }
+    x->databases = calloc(c->databases.n + 1, sizeof(char *));
+    if (!x->databases)
+        lsf_die("out of memory");
+    for (size_t i = 0; i < c->databases.n; i++)
+        x->databases[i] = c->databases.v[i];
+    x->nworkers = lsf_pipeline_nworkers(st->pipeline);
+    lsf_live_ops ops = {dbs_load, dbs_free, x};
+    x->live = lsf_live_new(st->name, x->nworkers, (const char *const *)x->databases,
+                           c->databases.n, c->check_interval_ms, &ops, err);
+    if (!x->live) {
+        lsf_errbuf inner = *err;
+        return lsf_node_error(err, lsf_enrich_at(st->node, "databases"), "%s", inner.msg);
+    }
+    x->ws = calloc((size_t)x->nworkers, sizeof(wstate *));
+    if (!x->ws)
+        lsf_die("out of memory");
+    uint32_t nsets = sets_for(c->cache_size);
+    for (int i = 0; i < x->nworkers; i++) {
+        x->ws[i] = calloc(1, sizeof(wstate));
+        if (!x->ws[i])
+            lsf_die("out of memory");
+        x->ws[i]->nsets = nsets;
+        if (nsets && !(x->ws[i]->ent = calloc((size_t)nsets * WAYS, sizeof(centry))))
+            lsf_die("out of memory (geoip cache of %u entries)", nsets * WAYS);
+    }
+    x->c_lookups = lsf_counter_new(st->name, "lookups");
+    x->c_hits = lsf_counter_new(st->name, "cache_hits");
+    x->c_found = lsf_counter_new(st->name, "found");
+    x->c_invalid = lsf_counter_new(st->name, "invalid");
+    x->c_special = lsf_counter_new(st->name, "special");
+    lsf_info("%s: %zu database(s), %zu field(s), cache %u entries per worker", st->name,
+             c->databases.n, x->nfields, nsets * WAYS);
+    return 0;
+}
+
+static void geoip_reopen(lsf_stage *st)
+{
+    geoip_ctx *x = st->ctx;
+    if (x->live)
+        lsf_live_poke(x->live);
+}
+
+static void geoip_destroy(lsf_stage *st)
+{
+    geoip_ctx *x = st->ctx;
+    lsf_live_free(x->live);
+    for (int i = 0; x->ws && i < x->nworkers; i++) {
+        wstate *w = x->ws[i];
+        for (uint32_t k = 0; k < w->nsets * WAYS; k++)
+            free(w->ent[k].blob);
+        free(w->ent);
+        free(w);
+    }
+    free(x->ws);
+    for (size_t i = 0; x->field && i < x->nfields; i++) {
+        free((char *)x->field[i].ptr);
+        free((char *)x->scope_name[i].ptr);
+        for (size_t o = 0; o < x->nout; o++)
+            free((char *)x->out_name[i * x->nout + o].ptr);
+    }
+    free(x->field);
+    free(x->scope_name);
+    free(x->out_name);
+    free(x->databases);
+    lsf_geo_map_free(x->map);
+}
+
+const lsf_stage_def lsf_stage_geoip = {
+    .name = "geoip",
+    .kind = LSF_STAGE_TRANSFORM,
+    .help = "Adds GeoIP and AS fields (ECS <prefix>.geo.*, <prefix>.as.*) for IP fields from "
+            "MaxMind DB files; reloads them when they change.",
+    .keys = geoip_keys,
+    .conf_size = sizeof(geoip_conf),
+    .ctx_size = sizeof(geoip_ctx),
+    .init = geoip_init,
+    .process = geoip_process,
+    .reopen = geoip_reopen,
+    .destroy = geoip_destroy,
+};

@@ -1,0 +1,417 @@
+/* geoip_db.c - MaxMind DB files for the `geoip` stage: opening a set of
+ * databases, the mapping from record paths to output fields, and turning a
+ * record into a result (see geoip.h).
+ *
+ * The one design choice to know: a mapping is a list of entries (output,
+ * record path) tried in order, and the first value found for an output
+ * wins, across entries and across databases. So one built-in list serves
+ * MaxMind's nested schemas (country.iso_code) and flat ones such as
+ * ip-location-db's (country_code): a path that does not exist in a record,
+ * or leads to a value of another kind (a map where a string was expected),
+ * simply yields nothing and the next entry is tried.
+ *
+ * Threads: open/close on the thread that loads; resolve on any worker
+ * (libmaxminddb lookups only read the shared mapping).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/event.h"
+#include "core/log.h"
+#include "enrich/enrich.h"
+#include "enrich/geoip.h"
+
+enum { K_VALUE, K_LOCATION, K_REGION_ISO };
+
+typedef struct entry {
+    uint16_t out;
+    uint8_t kind;
+    char **path;  /* NULL-terminated components */
+    char **path2; /* K_LOCATION: longitude; K_REGION_ISO: the subdivision code */
+} entry;
+
+struct lsf_geo_map {
+    char **out;
+    size_t nout;
+    entry *e;
+    size_t ne;
+};
+
+/* '*' in a path stands for the configured language. */
+static const struct {
+    const char *out, *path, *path2;
+    int kind;
+} builtin[] = {
+    {"geo.continent_code", "continent.code", NULL, K_VALUE},
+    {"geo.continent_name", "continent.names.*", NULL, K_VALUE},
+    {"geo.country_iso_code", "country.iso_code", NULL, K_VALUE},
+    {"geo.country_iso_code", "country_code", NULL, K_VALUE},
+    {"geo.country_name", "country.names.*", NULL, K_VALUE},
+    {"geo.region_iso_code", "country.iso_code", "subdivisions.0.iso_code", K_REGION_ISO},
+    {"geo.region_name", "subdivisions.0.names.*", NULL, K_VALUE},
+    {"geo.region_name", "state1", NULL, K_VALUE},
+    {"geo.city_name", "city.names.*", NULL, K_VALUE},
+    {"geo.city_name", "city", NULL, K_VALUE},
+    {"geo.postal_code", "postal.code", NULL, K_VALUE},
+    {"geo.postal_code", "postcode", NULL, K_VALUE},
+    {"geo.location", "location.latitude", "location.longitude", K_LOCATION},
+    {"geo.location", "latitude", "longitude", K_LOCATION},
+    {"geo.timezone", "location.time_zone", NULL, K_VALUE},
+    {"geo.timezone", "timezone", NULL, K_VALUE},
+    {"as.number", "autonomous_system_number", NULL, K_VALUE},
+    {"as.organization.name", "autonomous_system_organization", NULL, K_VALUE},
+};
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        lsf_die("out of memory");
+    return d;
+}
+
+/* Splits "a.b.*" at dots into a NULL-terminated array, '*' -> language. */
+static char **split_path(const char *path, const char *language)
+{
+    size_t n = 1;
+    for (const char *p = path; *p; p++)
+        n += *p == '.';
+    char **v = calloc(n + 1, sizeof(char *));
+    if (!v)
+        lsf_die("out of memory");
+    const char *p = path;
+    for (size_t i = 0; i < n; i++) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (len == 1 && *p == '*' && language) {
+            v[i] = xstrdup(language);
+        } else {
+            v[i] = malloc(len + 1);
+            if (!v[i])
+                lsf_die("out of memory");
+            memcpy(v[i], p, len);
+            v[i][len] = 0;
+        }
+        p = dot ? dot + 1 : p + len;
+    }
+    return v;
+}
+
+static void free_path(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Index of output `name`, added if new; -1 when the map is full. */
+static int out_index(lsf_geo_map *m, const char *name)
+{
+    for (size_t i = 0; i < m->nout; i++)
+        if (strcmp(m->out[i], name) == 0)
+            return (int)i;
+    if (m->nout == LSF_GEO_MAX_OUT)
+        return -1;
+    char **no = realloc(m->out, (m->nout + 1) * sizeof(char *));
+    if (!no)
+        lsf_die("out of memory");
+    m->out = no;
+    m->out[m->nout] = xstrdup(name);
+    return (int)m->nout++;
+}
+
+static void add_entry(lsf_geo_map *m, int out, int kind, const char *path, const char *path2,
+                      const char *language)
+{
+    entry *ne = realloc(m->e, (m->ne + 1) * sizeof(entry));
+    if (!ne)
+        lsf_die("out of memory");
+    m->e = ne;
+    m->e[m->ne++] = (entry){(uint16_t)out, (uint8_t)kind, split_path(path, language),
+                            path2 ? split_path(path2, language) : NULL};
+}
+
+lsf_geo_map *lsf_geo_map_builtin(const char *language)
+{
+    lsf_geo_map *m = calloc(1, sizeof(*m));
+    if (!m)
+        lsf_die("out of memory");
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+        add_entry(m, out_index(m, builtin[i].out), builtin[i].kind, builtin[i].path,
+                  builtin[i].path2, language);
+    return m;
+}
+
+static bool path_ok(const char *p)
+{
+    return lsf_enrich_name_ok(p);
+}
+
+lsf_geo_map *lsf_geo_map_parse(const lsf_node *mapping, lsf_errbuf *err)
+{
+    if (mapping->kind != LSF_NODE_MAP || mapping->nchild == 0) {
+        lsf_node_error(err, mapping, "mapping: expected a map of output field -> record path, "
+                                     "e.g. {geo.country_iso_code: country_code}");
+        return NULL;
+    }
+    lsf_geo_map *m = calloc(1, sizeof(*m));
+    if (!m)
+        lsf_die("out of memory");
+    for (const lsf_node *c = mapping->child; c; c = c->next) {
+        lsf_node at = *c;
+        at.line = c->key_line;
+        at.col = c->key_col;
+        if (!lsf_enrich_name_ok(c->key)) {
+            lsf_node_error(err, &at, "mapping: '%s' is not a field name", c->key);
+            goto fail;
+        }
+        int out = out_index(m, c->key);
+        if (out < 0) {
+            lsf_node_error(err, &at, "mapping: more than %d output fields", LSF_GEO_MAX_OUT);
+            goto fail;
+        }
+        const lsf_node *single = c->kind == LSF_NODE_SCALAR ? c : NULL;
+        if (!single && (c->kind != LSF_NODE_SEQ || c->nchild == 0)) {
+            lsf_node_error(err, c, "mapping: %s: expected a record path such as country.iso_code "
+                                   "or a list of them", c->key);
+            goto fail;
+        }
+        for (const lsf_node *p = single ? single : c->child; p; p = single ? NULL : p->next) {
+            if (p->kind != LSF_NODE_SCALAR || !path_ok(p->str)) {
+                lsf_node_error(err, p, "mapping: %s: expected a record path such as "
+                                       "country.names.en", c->key);
+                goto fail;
+            }
+            add_entry(m, out, K_VALUE, p->str, NULL, NULL);
+        }
+    }
+    return m;
+fail:
+    lsf_geo_map_free(m);
+    return NULL;
+}
+
+void lsf_geo_map_free(lsf_geo_map *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nout; i++)
+        free(m->out[i]);
+    for (size_t i = 0; i < m->ne; i++) {
+        free_path(m->e[i].path);
+        free_path(m->e[i].path2);
+    }
+    free(m->out);
+    free(m->e);
+    free(m);
+}
+
+size_t lsf_geo_map_nout(const lsf_geo_map *m) { return m->nout; }
+const char *lsf_geo_map_out(const lsf_geo_map *m, size_t i) { return m->out[i]; }
+
+/* ---- databases ---------------------------------------------------------- */
+
+lsf_geo_dbs *lsf_geo_dbs_open(const char *const *paths, size_t n, uint64_t generation,
+                              lsf_errbuf *err)
+{
+    lsf_geo_dbs *d = calloc(1, sizeof(*d) + n * sizeof(MMDB_s));
+    if (!d)
+        lsf_die("out of memory");
+    d->generation = generation;
+    for (size_t i = 0; i < n; i++) {
+        errno = 0;
+        int rc = MMDB_open(paths[i], MMDB_MODE_MMAP, &d->db[i]);
+        if (rc != MMDB_SUCCESS) {
+            int e = errno;
+            snprintf(err->msg, sizeof(err->msg), "%s: cannot open the MaxMind DB: %s%s%s",
+                     paths[i], MMDB_strerror(rc), rc == MMDB_IO_ERROR && e ? ": " : "",
+                     rc == MMDB_IO_ERROR && e ? strerror(e) : "");
+            lsf_geo_dbs_close(d);
+            return NULL;
+        }
+        d->n = i + 1;
+        const MMDB_metadata_s *md = &d->db[i].metadata;
+        time_t built = (time_t)md->build_epoch;
+        struct tm tm;
+        char day[16] = "?";
+        if (gmtime_r(&built, &tm))
+            strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+        lsf_debug("geoip: %s: %s, IPv%u tree, %u nodes, built %s", paths[i],
+                  md->database_type ? md->database_type : "?", md->ip_version, md->node_count,
+                  day);
+    }
+    return d;
+}
+
+void lsf_geo_dbs_close(lsf_geo_dbs *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        MMDB_close(&d->db[i]);
+    free(d);
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+/* A 32-bit float as the shortest decimal that reads back as the same float
+ * (so 37.751 stays 37.751 rather than 37.750999450683594). */
+static double widen(float f)
+{
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+        if ((float)strtod(buf, NULL) == f)
+            break;
+    }
+    return strtod(buf, NULL);
+}
+
+/* Shortest text of v that reads back exactly; false for NaN/Inf. */
+static bool fmt_double(double v, char *buf, size_t cap)
+{
+    if (!isfinite(v))
+        return false;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return true;
+}
+
+static bool get(MMDB_entry_s *e, char **path, MMDB_entry_data_s *out)
+{
+    return MMDB_aget_value(e, out, (const char *const *)path) == MMDB_SUCCESS && out->has_data;
+}
+
+static bool get_number(MMDB_entry_s *e, char **path, double *v)
+{
+    MMDB_entry_data_s d;
+    if (!get(e, path, &d))
+        return false;
+    if (d.type == MMDB_DATA_TYPE_DOUBLE)
+        *v = d.double_value;
+    else if (d.type == MMDB_DATA_TYPE_FLOAT)
+        *v = widen(d.float_value);
+    else
+        return false;
+    return isfinite(*v);
+}
+
+static bool put_str(lsf_geo_result *r, int out, uint8_t type, const char *s, size_t len)
+{
+    if (len == 0 || len > LSF_GEO_MAX_STR - r->slen || r->n == LSF_GEO_MAX_OUT)
+        return false;
+    memcpy(r->str + r->slen, s, len);
+    lsf_geo_item *it = &r->item[r->n++];
+    it->out = (uint16_t)out;
+    it->type = type;
+    it->len = (uint32_t)len;
+    it->v.off = r->slen;
+    r->slen += (uint32_t)len;
+    return true;
+}
+
+static bool put_value(lsf_geo_result *r, int out, const MMDB_entry_data_s *d)
+{
+    lsf_geo_item it = {.out = (uint16_t)out};
+    switch (d->type) {
+    case MMDB_DATA_TYPE_UTF8_STRING:
+        return put_str(r, out, LSF_T_STR, d->utf8_string, d->data_size);
+    case MMDB_DATA_TYPE_UINT16: it.type = LSF_T_INT; it.v.i = d->uint16; break;
+    case MMDB_DATA_TYPE_UINT32: it.type = LSF_T_INT; it.v.i = d->uint32; break;
+    case MMDB_DATA_TYPE_INT32: it.type = LSF_T_INT; it.v.i = d->int32; break;
+    case MMDB_DATA_TYPE_UINT64:
+        if (d->uint64 > INT64_MAX)
+            return false;
+        it.type = LSF_T_INT;
+        it.v.i = (int64_t)d->uint64;
+        break;
+    case MMDB_DATA_TYPE_DOUBLE:
+        if (!isfinite(d->double_value))
+            return false;
+        it.type = LSF_T_FLOAT;
+        it.v.f = d->double_value;
+        break;
+    case MMDB_DATA_TYPE_FLOAT:
+        if (!isfinite(d->float_value))
+            return false;
+        it.type = LSF_T_FLOAT;
+        it.v.f = widen(d->float_value);
+        break;
+    case MMDB_DATA_TYPE_BOOLEAN: it.type = LSF_T_BOOL; it.v.b = d->boolean; break;
+    default: return false; /* maps, arrays, bytes, uint128: not a field value */
+    }
+    if (r->n == LSF_GEO_MAX_OUT)
+        return false;
+    r->item[r->n++] = it;
+    return true;
+}
+
+static bool decode(MMDB_entry_s *rec, const entry *e, lsf_geo_result *r)
+{
+    MMDB_entry_data_s d, d2;
+    switch (e->kind) {
+    case K_VALUE:
+        return get(rec, e->path, &d) && put_value(r, e->out, &d);
+    case K_LOCATION: {
+        double lat, lon;
+        char a[40], b[40], json[96];
+        if (!get_number(rec, e->path, &lat) || !get_number(rec, e->path2, &lon) ||
+            !fmt_double(lat, a, sizeof(a)) || !fmt_double(lon, b, sizeof(b)))
+            return false;
+        int n = snprintf(json, sizeof(json), "{\"lat\":%s,\"lon\":%s}", a, b);
+        return put_str(r, e->out, LSF_T_JSON, json, (size_t)n);
+    }
+    case K_REGION_ISO: { /* ECS: "GB-ENG" from country GB and subdivision ENG */
+        char buf[64];
+        if (!get(rec, e->path, &d) || !get(rec, e->path2, &d2) ||
+            d.type != MMDB_DATA_TYPE_UTF8_STRING || d2.type != MMDB_DATA_TYPE_UTF8_STRING ||
+            !d.data_size || !d2.data_size || d.data_size + d2.data_size + 1 > sizeof(buf))
+            return false;
+        memcpy(buf, d.utf8_string, d.data_size);
+        buf[d.data_size] = '-';
+        memcpy(buf + d.data_size + 1, d2.utf8_string, d2.data_size);
+        return put_str(r, e->out, LSF_T_STR, buf, d.data_size + 1 + d2.data_size);
+    }
+    }
+    return false;
+}
+
+uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_ip *ip,
+                         lsf_geo_result *r)
+{
+    r->n = r->slen = 0;
+    uint64_t have = 0; /* outputs already filled */
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+    const struct sockaddr *sa;
+    if (ip->v4) {
+        memcpy(&sin.sin_addr, ip->b + 12, 4);
+        sa = (const struct sockaddr *)&sin;
+    } else {
+        memcpy(&sin6.sin6_addr, ip->b, 16);
+        sa = (const struct sockaddr *)&sin6;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        int mmdb_err = 0;
+        MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&d->db[i], sa, &mmdb_err);
+        if (mmdb_err != MMDB_SUCCESS || !res.found_entry) /* e.g. IPv6 in an IPv4-only file */
+            continue;
+        for (size_t k = 0; k < m->ne; k++) {
+            const entry *e = &m->e[k];
+            if (have & (1ull << e->out))
+                continue;
+            if (decode(&res.entry, e, r))
+                have |= 1ull << e->out;
+        }
+    }
+    return r->n;
+}
