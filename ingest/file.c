@@ -1,257 +1,916 @@
-/* file.c - the `file` input: read a file to its end, or follow it.
+/* file.c - the `file` input: follows files named by glob patterns through
+ * every rotation style, with checkpoints that advance only on delivery.
  *
- * Design: one thread per file input, reading with blocking read(2) in 1 MiB
- * chunks. Without `follow` the file is read once and the input finishes
- * (its last partial line is a record). With `follow` the thread sleeps
- * 250 ms at the end of the file and then checks the path: a file shorter
- * than what was read was truncated (read again from the start, a pending
- * partial line is dropped and counted); a different file under the path
- * replaced it (the old one is read to its end, its partial last line becomes
- * a record, then the new one is read from the start); a missing path is
- * retried. A partial last line is held until its newline arrives. No offsets
- * are checkpointed: a restart begins at `read_from` again (the rotation-safe,
- * checkpointed tailer is a separate stage to come).
- * Threads: init/start/stop/destroy on the main thread; reading on the
- * stage's own thread.
+ * What it does: every poll_interval the patterns are expanded; a file is
+ * tracked by device and inode while open. A tracked file that no longer
+ * matches (renamed away by logrotate, or deleted) is read to its end first,
+ * then watched for late writes for rotate_wait and closed; the new file
+ * under the name is read from its start. A file that shrinks or whose first
+ * bytes change was truncated: when a copy of its old first bytes with at
+ * least what was read sits in the same directory (copytruncate), the rest
+ * is read from the copy, then the file is read again from its start.
+ * Lines longer than max_message_size are truncated and flagged; Latin-1
+ * files are converted to UTF-8; `multiline` joins stack traces.
+ *
+ * The one design choice to know: each batch holds records of one file and
+ * carries an ack; the checkpoint of a file (file_ckpt.c) moves only to the
+ * end of the last batch that every sink took, and the offset a restart may
+ * re-read up to is persisted before the batch is handed over, so after a
+ * kill -9 nothing is lost and the re-read tail is known and counted
+ * (`replayed`). The offsets are explained in file_tail.h.
+ *
+ * Threads: init/start/stop/destroy on the main thread; reading, scanning
+ * and checkpoint writes on the stage's own thread; acks on any thread
+ * (file_ckpt.c).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ioloop.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pipeline.h"
+#include "ingest/file_tail.h"
 #include "ingest/listen.h"
+#include "ingest/multiline.h"
 
-#define FOLLOW_POLL_MS 250
+#define READ_CHUNK (1u << 20)
 
 enum { FROM_BEGINNING, FROM_END };
+enum { ENC_UTF8, ENC_LATIN1 };
 
 typedef struct file_conf {
     lsf_input_conf common;
-    char *path;
+    lsf_strlist path;
+    lsf_strlist exclude;
     bool follow;
     int read_from;
-    int framing;
+    int encoding;
     int64_t max_message_size;
+    int64_t poll_ms;
+    int64_t rotate_wait_ms;
+    int64_t ckpt_interval_ms;
+    char *checkpoint_file;
+    const lsf_node *multiline;
 } file_conf;
 
 typedef struct file_ctx {
     lsf_stage *st;
     const file_conf *conf;
-    bool inited, running;
-    int fd;      /* -1 while the followed path is missing */
-    int efd;     /* written by stop */
-    off_t offset; /* bytes read from fd */
+    bool inited, running, first_scan_done;
+    int efd; /* written by stop */
     atomic_bool stop;
     pthread_t thread;
     lsf_ingest in;
-    lsf_stream rd;
-    lsf_counter *c_reopened, *c_truncations;
+    lsf_ftrack *track;
+    tfile *files;
+    tfile *cur;      /* file of the records in the batch being filled */
+    off_t cur_end;   /* end offset of its last record */
+    char *rbuf, *conv;
+    size_t conv_cap;
+    char *ckpt_path; /* NULL: no checkpoints */
+    lsf_ckpt *loaded;
+    size_t nloaded;
+    int64_t ckpt_due_ns;
+    uint16_t path_id;
+    lsf_ml_conf ml;
+    lsf_counter *c_opened, *c_rotated, *c_truncations, *c_copies, *c_replayed, *c_ack_failed,
+        *c_lost, *c_ckpt_errors;
 } file_ctx;
 
 static const lsf_key file_keys[] = {
     LSF_INPUT_KEYS(file_conf),
-    {"path", LSF_K_STR, NULL, "The file to read.", offsetof(file_conf, path), NULL, 0, 0, true},
+    {"path", LSF_K_STRLIST, NULL,
+     "File paths or glob patterns (/var/log/app/*.log); new matching files are picked up. Name "
+     "the live files, not their rotated names (app.log, not app.log*).",
+     offsetof(file_conf, path), NULL, 0, 0, true},
+    {"exclude", LSF_K_STRLIST, NULL, "Glob patterns of paths to leave out (e.g. '*.gz').",
+     offsetof(file_conf, exclude), NULL, 0, 0, false},
     {"follow", LSF_K_BOOL, "false",
-     "false: read to the end and finish; true: keep reading what is appended (polled every "
-     "250ms), reopening the path when the file is replaced or truncated.",
+     "false: read the files to their end and finish; true: keep following them through "
+     "rotations, with checkpoints.",
      offsetof(file_conf, follow), NULL, 0, 0, false},
     {"read_from", LSF_K_ENUM, "beginning",
-     "Where to start in the file present at start-up; files that appear later are read whole.",
+     "Where to start in a file found at start-up that has no checkpoint; files that appear "
+     "later are always read from their beginning.",
      offsetof(file_conf, read_from), "beginning|end", 0, 0, false},
-    {"framing", LSF_K_ENUM, "newline",
-     "newline (one record per line), octet_counted (RFC 6587), or auto (per frame).",
-     offsetof(file_conf, framing), LSF_FRAMING_CHOICES, 0, 0, false},
+    {"encoding", LSF_K_ENUM, "utf-8",
+     "Character set of the files: utf-8 (invalid bytes are kept as \\xNN) or latin-1 "
+     "(converted to UTF-8).",
+     offsetof(file_conf, encoding), "utf-8|latin-1", 0, 0, false},
     {"max_message_size", LSF_K_SIZE, "64KiB",
      "Longer lines are truncated to this size, tagged _truncated, the rest skipped.",
      offsetof(file_conf, max_message_size), NULL, 16, 64 << 20, false},
+    {"poll_interval", LSF_K_DURATION, "250ms",
+     "How often idle files are checked for new data and patterns for new files.",
+     offsetof(file_conf, poll_ms), NULL, 10, 60000, false},
+    {"rotate_wait", LSF_K_DURATION, "10s",
+     "How long a rotated (renamed or deleted) file is still watched for late writes after its "
+     "end.",
+     offsetof(file_conf, rotate_wait_ms), NULL, 0, 86400000, false},
+    {"checkpoint_interval", LSF_K_DURATION, "1s",
+     "How often delivered offsets are written to the checkpoint file.",
+     offsetof(file_conf, ckpt_interval_ms), NULL, 10, 3600000, false},
+    {"checkpoint_file", LSF_K_STR, NULL,
+     "Where offsets are kept; default <state_dir>/<input name>.checkpoints when follow is "
+     "true; without follow only when set.",
+     offsetof(file_conf, checkpoint_file), NULL, 0, 0, false},
+    {"multiline", LSF_K_NODE, NULL,
+     "Join continuation lines: {mode: start|indent, start_pattern, continue_pattern, "
+     "max_lines, max_bytes, flush_timeout} (see docs/configuration.md).",
+     offsetof(file_conf, multiline), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
 
-static int open_path(file_ctx *f)
+/* ---- records -------------------------------------------------------------- */
+
+static bool stopping(file_ctx *x)
 {
-    return open(f->conf->path, O_RDONLY | O_CLOEXEC);
+    return atomic_load_explicit(&x->stop, memory_order_relaxed);
 }
 
-/* Sleeps FOLLOW_POLL_MS unless stop is asked. Returns false on stop. */
-static bool nap(file_ctx *f)
+/* `sync`: also fsync (periodic writes); the write-ahead of `submitted`
+ * before each read chunk is handed over only renames (a process crash
+ * cannot tear it; a power loss may cost the replayed count, not lines). */
+static void write_checkpoint(file_ctx *x, bool sync)
 {
-    struct pollfd pf = {.fd = f->efd, .events = POLLIN};
-    int rc = poll(&pf, 1, FOLLOW_POLL_MS);
-    return !(rc > 0 || atomic_load(&f->stop));
+    if (!x->ckpt_path)
+        return;
+    int rc = lsf_ckpt_save(x->ckpt_path, x->track, x->files, x->loaded, x->nloaded, sync);
+    if (rc < 0) {
+        lsf_counter_add(x->c_ckpt_errors, 1);
+        lsf_warn("%s: cannot write checkpoints %s: %s", x->st->name, x->ckpt_path, strerror(-rc));
+    }
+    x->ckpt_due_ns = lsf_now_mono_ns() + x->conf->ckpt_interval_ms * 1000000LL;
 }
 
-/* Called at the end of the followed file after a nap: opens a path that
- * appeared, rewinds a truncated file, and switches to a file that replaced
- * ours once the old one has been quiet for a whole nap. */
-static void check_path(file_ctx *f)
+/* lsf_ingest hook: a batch of x->cur's records is about to be submitted.
+ * Persists how far the file may have been handed over (once per read
+ * chunk), then registers the batch for its ack. */
+static void on_submit(void *arg, lsf_batch *b)
 {
-    struct stat cur, now;
-    if (f->fd < 0) {
-        f->fd = open_path(f);
-        if (f->fd >= 0) {
-            f->offset = 0;
-            lsf_counter_add(f->c_reopened, 1);
-            lsf_info("%s: %s appeared, reading it", f->st->name, f->conf->path);
+    file_ctx *x = arg;
+    tfile *f = x->cur;
+    if (!f)
+        return;
+    if (x->ckpt_path && x->cur_end > f->persisted_sub) {
+        f->persisted_sub = f->read_off;
+        write_checkpoint(x, false);
+    }
+    lsf_ftrack_submit(x->track, b, f, x->cur_end);
+}
+
+static void submit_batch(file_ctx *x)
+{
+    lsf_ingest_flush(&x->in);
+    x->cur = NULL;
+}
+
+/* Latin-1 to UTF-8: every byte >= 0x80 becomes two. */
+static const char *latin1_to_utf8(file_ctx *x, const char *s, size_t *len)
+{
+    size_t n = *len;
+    if (x->conv_cap < 2 * n) {
+        x->conv_cap = 2 * n + 64;
+        free(x->conv);
+        x->conv = malloc(x->conv_cap);
+        if (!x->conv)
+            lsf_die("out of memory");
+    }
+    char *d = x->conv;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            *d++ = (char)c;
+        } else {
+            *d++ = (char)(0xC0 | (c >> 6));
+            *d++ = (char)(0x80 | (c & 0x3F));
         }
+    }
+    *len = (size_t)(d - x->conv);
+    return x->conv;
+}
+
+typedef struct emit_arg {
+    file_ctx *x;
+    tfile *f;
+} emit_arg;
+
+/* One event of file f ending at `end`: into the batch (which only ever
+ * holds one file's records). */
+static void push_event(void *arg, const char *rec, size_t len, int truncated, uint64_t end)
+{
+    emit_arg *ea = arg;
+    file_ctx *x = ea->x;
+    tfile *f = ea->f;
+    if (x->cur != f) {
+        if (x->cur)
+            submit_batch(x);
+        x->cur = f;
+    }
+    lsf_event *ev = lsf_ingest_push(&x->in, rec, len, truncated);
+    x->cur_end = (off_t)end;
+    if (end <= (uint64_t)f->replay_until)
+        lsf_counter_add(x->c_replayed, 1);
+    lsf_field *fl = lsf_event_set(x->in.b, ev, LSF_STR_LIT("log.file.path"), x->path_id);
+    fl->type = LSF_T_STR;
+    fl->v.s = lsf_ingest_addr(&x->in, &f->path_cache, f->path, strlen(f->path));
+}
+
+/* A complete line (without its terminator) of f ending at file offset end. */
+static void emit_line(file_ctx *x, tfile *f, const char *s, size_t n, int truncated, off_t end)
+{
+    if (n && s[n - 1] == '\r')
+        n--;
+    if (n == 0) {
+        x->in.fst.empty++;
         return;
     }
-    if (fstat(f->fd, &cur) == 0 && S_ISREG(cur.st_mode) && cur.st_size < f->offset) {
-        lsf_info("%s: %s was truncated, reading it from the start", f->st->name, f->conf->path);
-        lsf_counter_add(f->c_truncations, 1);
-        lsf_stream_discard(&f->rd);
-        lseek(f->fd, 0, SEEK_SET);
-        f->offset = 0;
-        return;
+    if (x->conf->encoding == ENC_LATIN1)
+        s = latin1_to_utf8(x, s, &n);
+    emit_arg ea = {x, f};
+    if (f->has_ml)
+        lsf_ml_line(&f->ml, s, n, truncated, (uint64_t)end, lsf_now_mono_ns(), push_event, &ea);
+    else
+        push_event(&ea, s, n, truncated, (uint64_t)end);
+}
+
+static void tail_append(tfile *f, const char *p, size_t n)
+{
+    if (f->tail_len + n > f->tail_cap) {
+        size_t ncap = f->tail_cap ? f->tail_cap : 256;
+        while (ncap < f->tail_len + n)
+            ncap *= 2;
+        char *nb = realloc(f->tail, ncap);
+        if (!nb)
+            lsf_die("out of memory");
+        f->tail = nb;
+        f->tail_cap = ncap;
     }
-    if (stat(f->conf->path, &now) < 0)
-        return; /* moved away, nothing new yet: keep the old file */
-    if (now.st_ino == cur.st_ino && now.st_dev == cur.st_dev)
-        return;
-    /* Replaced. A writer that has not reopened yet may still append to the
-     * old file: keep reading it until it stays quiet for a whole nap. */
-    ssize_t got = 0;
-    for (;;) {
-        ssize_t n = lsf_stream_read(&f->rd, f->fd);
-        if (n > 0) {
-            got += n;
-            f->offset += n;
-        } else if (n != -EINTR) {
+    memcpy(f->tail + f->tail_len, p, n);
+    f->tail_len += n;
+}
+
+/* Splits data (the bytes of f at offsets [f->read_off, +n)) into lines. A
+ * partial line waits in f->tail; a line longer than max keeps only its head
+ * there and its further bytes are skipped up to the newline. */
+static void split_lines(file_ctx *x, tfile *f, const char *data, size_t n)
+{
+    const size_t max = (size_t)x->conf->max_message_size;
+    const char *p = data, *end = data + n;
+    off_t base = f->read_off;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        off_t after = nl ? base + (off_t)(nl + 1 - data) : 0;
+        if (f->skipping) {
+            if (!nl)
+                break;
+            emit_line(x, f, f->tail, f->tail_len, 1, after);
+            f->tail_len = 0;
+            f->skipping = false;
+            p = nl + 1;
+            continue;
+        }
+        size_t seg = (size_t)((nl ? nl : end) - p);
+        /* a '\r' right before the newline is not part of the line */
+        size_t body = nl && seg && p[seg - 1] == '\r' ? seg - 1 : seg;
+        if (f->tail_len + body > max) {
+            size_t room = f->tail_len < max ? max - f->tail_len : 0;
+            tail_append(f, p, room);
+            if (nl) {
+                emit_line(x, f, f->tail, f->tail_len, 1, after);
+                f->tail_len = 0;
+                p = nl + 1;
+            } else {
+                f->skipping = true;
+                break;
+            }
+            continue;
+        }
+        if (!nl) {
+            tail_append(f, p, seg);
             break;
         }
+        if (f->tail_len) {
+            tail_append(f, p, seg);
+            emit_line(x, f, f->tail, f->tail_len, 0, after);
+            f->tail_len = 0;
+        } else {
+            emit_line(x, f, p, seg, 0, after);
+        }
+        p = nl + 1;
     }
-    if (got)
+    f->read_off += (off_t)n;
+}
+
+/* The end of f's stream: a partial last line is a record, a pending
+ * multiline event is emitted. */
+static void finish_stream(file_ctx *x, tfile *f)
+{
+    if (f->tail_len)
+        emit_line(x, f, f->tail, f->tail_len, f->skipping, f->read_off);
+    f->tail_len = 0;
+    f->skipping = false;
+    if (f->has_ml) {
+        emit_arg ea = {x, f};
+        lsf_ml_flush(&f->ml, push_event, &ea);
+    }
+}
+
+/* One read of f. Returns bytes read, 0 at the end, -1 on error. */
+static ssize_t read_some(file_ctx *x, tfile *f)
+{
+    ssize_t n;
+    do
+        n = read(f->fd, x->rbuf, READ_CHUNK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        lsf_warn("%s: read %s: %s", x->st->name, f->path, strerror(errno));
+        return -1;
+    }
+    if (n > 0) {
+        x->in.bytes += (uint64_t)n;
+        x->in.now_ns = lsf_now_real_ns();
+        f->last_data_ns = lsf_now_mono_ns();
+        split_lines(x, f, x->rbuf, (size_t)n);
+    }
+    return n;
+}
+
+/* Reads f up to its current end. */
+static void drain(file_ctx *x, tfile *f)
+{
+    while (!stopping(x) && f->fd >= 0 && read_some(x, f) > 0)
+        ;
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static tfile *tfile_new(file_ctx *x, const char *path, int fd, const struct stat *sb)
+{
+    tfile *f = calloc(1, sizeof(*f));
+    if (!f || !(f->path = strdup(path)))
+        lsf_die("out of memory");
+    f->fd = fd;
+    f->dev = sb->st_dev;
+    f->ino = sb->st_ino;
+    lsf_fp_compute(fd, sb->st_size, &f->fp);
+    f->last_data_ns = lsf_now_mono_ns();
+    if (x->ml.enabled) {
+        lsf_ml_init(&f->ml, &x->ml);
+        f->has_ml = true;
+    }
+    f->next = x->files;
+    x->files = f;
+    lsf_counter_add(x->c_opened, 1);
+    return f;
+}
+
+static void tfile_free(tfile *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->has_ml)
+        lsf_ml_deinit(&f->ml);
+    free(f->tail);
+    free(f->path);
+    free(f);
+}
+
+static void start_at(tfile *f, off_t off)
+{
+    f->read_off = off;
+    f->acked_off = off; /* nothing of f is in flight yet */
+    f->persisted_sub = off > f->replay_until ? off : f->replay_until;
+    lseek(f->fd, off, SEEK_SET);
+}
+
+static tfile *find_inode(file_ctx *x, dev_t dev, ino_t ino)
+{
+    for (tfile *f = x->files; f; f = f->next)
+        if (!f->retired && !f->finished && f->dev == dev && f->ino == ino)
+            return f;
+    return NULL;
+}
+
+/* Looks in the directory of `path` for a regular file that is not tracked
+ * and either is inode dev/ino (renamed) or, with ino 0, starts with the bytes
+ * of fp and holds more than `min_size` bytes (a copy). Returns an open fd
+ * with *sb filled, or -1. */
+static int search_dir(file_ctx *x, const char *path, dev_t dev, ino_t ino, const lsf_fp *fp,
+                      off_t min_size, struct stat *sb, char *found, size_t foundcap)
+{
+    char dbuf[4096];
+    snprintf(dbuf, sizeof(dbuf), "%s", path);
+    const char *dir = dirname(dbuf);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    int fd = -1;
+    while (fd < 0 && (de = readdir(d))) {
+        char full[4096];
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        if (snprintf(full, sizeof(full), "%s/%s", dir, de->d_name) >= (int)sizeof(full))
+            continue;
+        if (stat(full, sb) < 0 || !S_ISREG(sb->st_mode) || find_inode(x, sb->st_dev, sb->st_ino))
+            continue;
+        if (ino ? (sb->st_dev != dev || sb->st_ino != ino) : sb->st_size <= min_size)
+            continue;
+        int cfd = open(full, O_RDONLY | O_CLOEXEC);
+        if (cfd < 0)
+            continue;
+        if (lsf_fp_matches(cfd, fp)) {
+            fd = cfd;
+            snprintf(found, foundcap, "%s", full);
+        } else {
+            close(cfd);
+        }
+    }
+    closedir(d);
+    return fd;
+}
+
+/* A checkpoint whose file is no longer under its name: finds it renamed in
+ * the same directory, or a copy of it (copytruncate while logsift was
+ * down), and reads the rest of it. Returns true when found. */
+static bool recover(file_ctx *x, const lsf_ckpt *c, ino_t exclude_ino)
+{
+    struct stat sb;
+    char found[4096];
+    int fd = -1;
+    if (!exclude_ino)
+        fd = search_dir(x, c->path, c->dev, c->ino, &c->fp, 0, &sb, found, sizeof(found));
+    if (fd < 0)
+        fd = search_dir(x, c->path, 0, 0, &c->fp, c->acked, &sb, found, sizeof(found));
+    if (fd < 0 || sb.st_size < c->acked) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    tfile *f = tfile_new(x, found, fd, &sb);
+    f->rotated = true;
+    f->replay_until = c->submitted;
+    start_at(f, c->acked);
+    lsf_info("%s: %s was rotated while logsift was down; reading the rest of it from %s at "
+             "offset %lld",
+             x->st->name, c->path, found, (long long)c->acked);
+    return true;
+}
+
+static lsf_ckpt *find_ckpt(file_ctx *x, dev_t dev, ino_t ino)
+{
+    for (size_t i = 0; i < x->nloaded; i++)
+        if (!x->loaded[i].claimed && x->loaded[i].dev == dev && x->loaded[i].ino == ino)
+            return &x->loaded[i];
+    return NULL;
+}
+
+/* True when fd starts with the full fingerprint of a file being read: a
+ * copy (copytruncate's, before the truncation is seen, or a plain cp) that
+ * holds nothing the original does not. */
+static bool copy_of_tracked(file_ctx *x, int fd)
+{
+    for (tfile *f = x->files; f; f = f->next)
+        if (!f->retired && !f->finished && f->fp.len == LSF_FP_BYTES && lsf_fp_matches(fd, &f->fp))
+            return true;
+    return false;
+}
+
+static void open_new(file_ctx *x, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+        (x->first_scan_done && copy_of_tracked(x, fd))) {
+        if (fd >= 0)
+            close(fd);
         return;
-    lsf_stream_finish(&f->rd);
+    }
+    tfile *f = tfile_new(x, path, fd, &sb);
+    lsf_ckpt *c = find_ckpt(x, sb.st_dev, sb.st_ino);
+    if (c) {
+        c->claimed = true;
+        if (c->acked <= sb.st_size && (c->fp.len == 0 || lsf_fp_matches(fd, &c->fp))) {
+            f->replay_until = c->submitted;
+            start_at(f, c->acked);
+            if (c->submitted > c->acked)
+                lsf_info("%s: resuming %s at offset %lld (up to offset %lld may be delivered "
+                         "again)",
+                         x->st->name, path, (long long)c->acked, (long long)c->submitted);
+            return;
+        }
+        /* Same inode, other content: truncated or replaced while down. */
+        if (!recover(x, c, sb.st_ino))
+            lsf_warn("%s: %s changed while logsift was down and no copy of its old content "
+                     "was found",
+                     x->st->name, path);
+        start_at(f, 0);
+        return;
+    }
+    bool at_startup = !x->first_scan_done;
+    start_at(f, at_startup && x->conf->read_from == FROM_END ? sb.st_size : 0);
+    if (x->first_scan_done)
+        lsf_info("%s: new file %s", x->st->name, path);
+}
+
+static bool excluded(file_ctx *x, const char *path)
+{
+    for (size_t i = 0; i < x->conf->exclude.n; i++)
+        if (fnmatch(x->conf->exclude.v[i], path, FNM_PATHNAME) == 0)
+            return true;
+    return false;
+}
+
+/* f went away under its name: read what is there now, then watch it for
+ * rotate_wait. */
+static void mark_rotated(file_ctx *x, tfile *f)
+{
+    f->rotated = true;
+    f->last_data_ns = lsf_now_mono_ns();
+    lsf_counter_add(x->c_rotated, 1);
+    lsf_info("%s: %s was rotated or deleted; reading it to its end", x->st->name, f->path);
+    drain(x, f);
+}
+
+/* Truncation: f shrank below what was read, or its first bytes changed. */
+static void truncated(file_ctx *x, tfile *f)
+{
+    struct stat sb;
+    char found[4096];
+    int cfd = search_dir(x, f->path, 0, 0, &f->fp, f->read_off - 1, &sb, found, sizeof(found));
+    int old_fd = f->fd;
+    struct stat osb;
+    fstat(old_fd, &osb);
+    if (cfd >= 0) {
+        /* copytruncate: the copy continues f's stream where it was read. */
+        lsf_counter_add(x->c_copies, 1);
+        lsf_info("%s: %s was copied to %s and truncated; reading the rest from the copy",
+                 x->st->name, f->path, found);
+        f->fd = cfd;
+        f->dev = sb.st_dev;
+        f->ino = sb.st_ino;
+        lseek(cfd, f->read_off, SEEK_SET);
+        char *orig = f->path;
+        f->path = strdup(found);
+        if (!f->path)
+            lsf_die("out of memory");
+        f->rotated = true;
+        f->last_data_ns = lsf_now_mono_ns();
+        drain(x, f);
+        tfile *g = tfile_new(x, orig, old_fd, &osb);
+        start_at(g, 0);
+        free(orig);
+        return;
+    }
+    lsf_counter_add(x->c_truncations, 1);
+    lsf_info("%s: %s was truncated; reading it again from its start", x->st->name, f->path);
+    if (f->tail_len)
+        x->in.fst.incomplete++;
+    f->tail_len = 0;
+    f->skipping = false;
+    if (f->has_ml) {
+        emit_arg ea = {x, f};
+        lsf_ml_flush(&f->ml, push_event, &ea);
+    }
+    f->fd = -1;
+    f->retired = true;
+    tfile *g = tfile_new(x, f->path, old_fd, &osb);
+    start_at(g, 0);
+}
+
+/* Checks an open file for truncation and completes its fingerprint. */
+static void check_file(file_ctx *x, tfile *f)
+{
+    struct stat sb;
+    if (f->fd < 0 || fstat(f->fd, &sb) < 0)
+        return;
+    if (sb.st_size < f->read_off || (f->fp.len && sb.st_size >= (off_t)f->fp.len &&
+                                      !lsf_fp_matches(f->fd, &f->fp))) {
+        truncated(x, f);
+        return;
+    }
+    if (f->fp.len < LSF_FP_BYTES && sb.st_size > (off_t)f->fp.len)
+        lsf_fp_compute(f->fd, sb.st_size, &f->fp);
+}
+
+typedef struct match {
+    char *path;
+    struct stat sb;
+} match;
+
+static int cmp_match(const void *a, const void *b)
+{
+    return strcmp(((const match *)a)->path, ((const match *)b)->path);
+}
+
+/* Expands the patterns; tracks new files, notices rotated ones. */
+static void scan(file_ctx *x)
+{
+    match *m = NULL;
+    size_t nm = 0, cap = 0;
+    for (size_t i = 0; i < x->conf->path.n; i++) {
+        glob_t g;
+        if (glob(x->conf->path.v[i], GLOB_NOSORT, NULL, &g) != 0)
+            continue;
+        for (size_t j = 0; j < g.gl_pathc; j++) {
+            struct stat sb;
+            const char *p = g.gl_pathv[j];
+            if (excluded(x, p) || stat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
+                continue;
+            if (nm == cap) {
+                cap = cap ? cap * 2 : 16;
+                m = realloc(m, cap * sizeof(*m));
+                if (!m)
+                    lsf_die("out of memory");
+            }
+            m[nm].path = strdup(p);
+            m[nm++].sb = sb;
+        }
+        globfree(&g);
+    }
+    qsort(m, nm, sizeof(*m), cmp_match);
+    for (tfile *f = x->files; f; f = f->next)
+        f->live = false;
+    for (size_t i = 0; i < nm; i++) {
+        tfile *f = find_inode(x, m[i].sb.st_dev, m[i].sb.st_ino);
+        if (!f)
+            continue;
+        f->live = true;
+        f->rotated = false;
+        if (strcmp(f->path, m[i].path) != 0) {
+            free(f->path);
+            f->path = m[i].path;
+            m[i].path = NULL;
+            f->path_cache.gen = 0;
+        }
+    }
+    /* Files gone from under their names are read to their end, and
+     * truncated files switch to their copies, before the new files under
+     * those names are opened. */
+    for (tfile *f = x->files; f; f = f->next)
+        if (!f->live && !f->rotated && !f->retired && !f->finished)
+            mark_rotated(x, f);
+    for (tfile *f = x->files; f; f = f->next)
+        if (!f->retired && !f->finished)
+            check_file(x, f);
+    for (size_t i = 0; i < nm; i++) {
+        if (m[i].path && !find_inode(x, m[i].sb.st_dev, m[i].sb.st_ino) && !stopping(x))
+            open_new(x, m[i].path);
+        free(m[i].path);
+    }
+    free(m);
+    if (!x->first_scan_done) {
+        x->first_scan_done = true;
+        for (size_t i = 0; i < x->nloaded; i++) {
+            lsf_ckpt *c = &x->loaded[i];
+            if (c->claimed)
+                continue;
+            c->claimed = true;
+            if (!recover(x, c, 0) && c->acked < c->submitted) {
+                lsf_counter_add(x->c_lost, 1);
+                lsf_warn("%s: %s (checkpoint at offset %lld) is gone", x->st->name, c->path,
+                         (long long)c->acked);
+            }
+        }
+    }
+}
+
+/* Closes a file that was read completely. */
+static void finish_file(file_ctx *x, tfile *f)
+{
+    finish_stream(x, f);
+    if (x->cur == f)
+        submit_batch(x);
     close(f->fd);
-    f->fd = open_path(f);
-    f->offset = 0;
-    lsf_counter_add(f->c_reopened, 1);
-    lsf_info("%s: %s was replaced, reading the new file", f->st->name, f->conf->path);
+    f->fd = -1;
+    f->finished = true;
+}
+
+/* Frees finished and retired files whose acks are all in. */
+static void reap(file_ctx *x)
+{
+    lsf_ftrack_lock(x->track);
+    for (tfile **pp = &x->files; *pp;) {
+        tfile *f = *pp;
+        if ((f->finished || f->retired) && f->pending == 0 && x->cur != f) {
+            *pp = f->next;
+            tfile_free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+    lsf_ftrack_unlock(x->track);
+}
+
+/* Sleeps up to ms unless stop is asked. */
+static void nap(file_ctx *x, int64_t ms)
+{
+    struct pollfd pf = {.fd = x->efd, .events = POLLIN};
+    poll(&pf, 1, (int)ms);
 }
 
 static void *file_main(void *arg)
 {
-    file_ctx *f = arg;
-    const bool follow = f->conf->follow;
-    for (;;) {
-        if (atomic_load_explicit(&f->stop, memory_order_relaxed))
-            goto stopped;
-        ssize_t n = f->fd >= 0 ? lsf_stream_read(&f->rd, f->fd) : 0;
-        if (n > 0) {
-            f->offset += n;
-            continue;
+    file_ctx *x = arg;
+    const file_conf *cf = x->conf;
+    int64_t next_scan = 0;
+    while (!stopping(x)) {
+        int64_t now = lsf_now_mono_ns();
+        if (now >= next_scan) {
+            scan(x);
+            /* without follow the files found at start are all there is */
+            next_scan = cf->follow ? now + cf->poll_ms * 1000000LL : INT64_MAX;
         }
-        if (n == -EINTR)
-            continue;
-        if (n < 0)
-            lsf_err("%s: read %s: %s", f->st->name, f->conf->path, strerror((int)-n));
-        if (!follow)
-            break;
-        lsf_ingest_flush(&f->in);
-        if (!nap(f))
-            goto stopped;
-        check_path(f);
+        bool progressed = false, open_left = false;
+        for (tfile *f = x->files; f && !stopping(x); f = f->next) {
+            if (f->fd < 0 || f->retired)
+                continue;
+            ssize_t n = read_some(x, f);
+            if (n > 0) {
+                progressed = true;
+            } else if (!cf->follow) {
+                finish_file(x, f);
+                continue;
+            } else if (f->rotated &&
+                       lsf_now_mono_ns() - f->last_data_ns >= cf->rotate_wait_ms * 1000000LL) {
+                lsf_info("%s: finished rotated file %s", x->st->name, f->path);
+                finish_file(x, f);
+                continue;
+            }
+            if (f->has_ml) {
+                emit_arg ea = {x, f};
+                lsf_ml_tick(&f->ml, lsf_now_mono_ns(), push_event, &ea);
+            }
+            open_left = true;
+        }
+        submit_batch(x);
+        lsf_ingest_flush(&x->in);
+        reap(x);
+        if (x->ckpt_path && lsf_now_mono_ns() >= x->ckpt_due_ns && lsf_ftrack_take_dirty(x->track))
+            write_checkpoint(x, true);
+        if (!cf->follow && !open_left && !progressed) {
+            lsf_pipeline_input_done(x->st->pipeline);
+            return NULL;
+        }
+        if (!progressed)
+            nap(x, cf->poll_ms);
     }
-    lsf_stream_finish(&f->rd);
-    lsf_ingest_flush(&f->in);
-    lsf_pipeline_input_done(f->st->pipeline);
-    return NULL;
-stopped:
-    lsf_stream_discard(&f->rd);
-    lsf_ingest_flush(&f->in);
+    /* Stopping: complete lines already read go out; a partial line and a
+     * pending multiline event are re-read after a restart (the checkpoint
+     * does not pass them). */
+    for (tfile *f = x->files; f; f = f->next)
+        if (f->tail_len)
+            x->in.fst.incomplete++;
+    submit_batch(x);
     return NULL;
 }
 
+/* ---- stage -------------------------------------------------------------------- */
+
 static int file_init(lsf_stage *st, lsf_errbuf *err)
 {
-    file_ctx *f = st->ctx;
+    file_ctx *x = st->ctx;
     const file_conf *cf = st->conf;
-    f->st = st;
-    f->conf = cf;
-    f->fd = -1;
-    f->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (f->efd < 0)
+    x->st = st;
+    x->conf = cf;
+    x->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (x->efd < 0)
         lsf_die("eventfd: %s", strerror(errno));
-    f->inited = true;
-    lsf_ingest_init(&f->in, st);
-    f->c_reopened = lsf_counter_new(st->name, "reopened");
-    f->c_truncations = lsf_counter_new(st->name, "truncations");
-    lsf_stream_init(&f->rd, &f->in, cf->framing, (size_t)cf->max_message_size);
-    struct stat sb;
-    if (stat(cf->path, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
-        return lsf_node_error(err, lsf_key_node(st, "path"),
-                              "%s is a pipe or socket (read pipes with the stdin input)", cf->path);
-    f->fd = open_path(f);
-    if (f->fd < 0) {
-        if (!cf->follow || errno != ENOENT)
-            return lsf_node_error(err, lsf_key_node(st, "path"), "cannot open %s: %s", cf->path,
+    x->inited = true;
+    if (lsf_ml_conf_bind(&x->ml, cf->multiline, cf->max_message_size, err) < 0)
+        return -1;
+    for (size_t i = 0; i < cf->path.n; i++) {
+        struct stat sb;
+        const char *p = cf->path.v[i];
+        if (stat(p, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+            return lsf_node_error(err, lsf_key_node(st, "path"),
+                                  "%s is a pipe or socket (read pipes with the stdin input)", p);
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return lsf_node_error(err, lsf_key_node(st, "path"),
+                                  "%s is a directory (name files or a pattern such as %s/*.log)", p,
+                                  p);
+        if (!cf->follow && !strpbrk(p, "*?[") && access(p, R_OK) < 0)
+            return lsf_node_error(err, lsf_key_node(st, "path"), "cannot open %s: %s", p,
                                   strerror(errno));
-        lsf_info("%s: %s does not exist yet; waiting for it", st->name, cf->path);
-        return 0;
     }
-    if (fstat(f->fd, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return lsf_node_error(err, lsf_key_node(st, "path"), "%s is a directory", cf->path);
-    if (cf->read_from == FROM_END) {
-        off_t end = lseek(f->fd, 0, SEEK_END);
-        if (end > 0)
-            f->offset = end;
+    lsf_ingest_init(&x->in, st);
+    x->in.on_submit = on_submit;
+    x->in.on_submit_arg = x;
+    x->c_opened = lsf_counter_new(st->name, "files_opened");
+    x->c_rotated = lsf_counter_new(st->name, "files_rotated");
+    x->c_truncations = lsf_counter_new(st->name, "truncations");
+    x->c_copies = lsf_counter_new(st->name, "copytruncate_followed");
+    x->c_replayed = lsf_counter_new(st->name, "replayed");
+    x->c_ack_failed = lsf_counter_new(st->name, "checkpoint_held");
+    x->c_lost = lsf_counter_new(st->name, "checkpoint_files_gone");
+    x->c_ckpt_errors = lsf_counter_new(st->name, "checkpoint_write_errors");
+    x->track = lsf_ftrack_new(x->c_ack_failed);
+    x->path_id = lsf_field_intern("log.file.path", strlen("log.file.path"));
+    x->rbuf = malloc(READ_CHUNK);
+    if (!x->rbuf)
+        lsf_die("out of memory");
+    if (cf->checkpoint_file) {
+        x->ckpt_path = strdup(cf->checkpoint_file);
+    } else if (cf->follow) {
+        const char *dir = lsf_pipeline_settings(st->pipeline)->state_dir;
+        char buf[4096];
+        snprintf(buf, sizeof(buf), "%s/%s.checkpoints", dir ? dir : ".", st->name);
+        x->ckpt_path = strdup(buf);
+    }
+    if (x->ckpt_path) {
+        char msg[512];
+        if (lsf_ckpt_load(x->ckpt_path, &x->loaded, &x->nloaded, msg, sizeof(msg)) < 0)
+            return lsf_node_error(err, lsf_key_node(st, "checkpoint_file"), "%s", msg);
+        /* Fail now, not at the first checkpoint, when the place is not writable. */
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", x->ckpt_path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return lsf_node_error(err, lsf_key_node(st, "checkpoint_file"),
+                                  "cannot write checkpoints next to %s: %s", x->ckpt_path,
+                                  strerror(errno));
+        close(fd);
+        unlink(tmp);
     }
     return 0;
 }
 
 static int file_start(lsf_stage *st)
 {
-    file_ctx *f = st->ctx;
-    int rc = pthread_create(&f->thread, NULL, file_main, f);
+    file_ctx *x = st->ctx;
+    int rc = pthread_create(&x->thread, NULL, file_main, x);
     if (rc) {
         lsf_err("%s: cannot start a thread: %s", st->name, strerror(rc));
         return -1;
     }
-    f->running = true;
+    x->running = true;
     return 0;
 }
 
-/* Stops reading (a partial line is dropped, counted incomplete) and waits
- * for the thread, which submits what it framed. */
+/* Stops reading and waits for the thread, which submits what it framed. */
 static void file_stop(lsf_stage *st)
 {
-    file_ctx *f = st->ctx;
-    if (!f->running)
+    file_ctx *x = st->ctx;
+    if (!x->running)
         return;
-    atomic_store(&f->stop, true);
+    atomic_store(&x->stop, true);
     uint64_t one = 1;
-    ssize_t w = write(f->efd, &one, sizeof(one));
+    ssize_t w = write(x->efd, &one, sizeof(one));
     (void)w;
-    pthread_join(f->thread, NULL);
-    f->running = false;
+    pthread_join(x->thread, NULL);
+    x->running = false;
 }
 
+/* After the pipeline drained: every ack that will come is in; the final
+ * checkpoint is written. */
 static void file_destroy(lsf_stage *st)
 {
-    file_ctx *f = st->ctx;
-    if (!f->inited)
+    file_ctx *x = st->ctx;
+    if (!x->inited)
         return;
     file_stop(st);
-    if (f->fd >= 0)
-        close(f->fd);
-    close(f->efd);
-    lsf_stream_deinit(&f->rd);
-    f->inited = false;
+    if (x->track) {
+        write_checkpoint(x, true);
+        lsf_ftrack_close(x->track);
+        x->track = NULL;
+    }
+    while (x->files) {
+        tfile *f = x->files;
+        x->files = f->next;
+        tfile_free(f);
+    }
+    lsf_ingest_flush(&x->in); /* publishes the counters */
+    lsf_ckpt_free(x->loaded, x->nloaded);
+    lsf_ml_conf_free(&x->ml);
+    free(x->ckpt_path);
+    free(x->rbuf);
+    free(x->conv);
+    close(x->efd);
+    x->inited = false;
 }
 
 /* Config type `file` (sinks have a `file` too; kinds are looked up apart). */
 const lsf_stage_def lsf_stage_file_input = {
     .name = "file",
     .kind = LSF_STAGE_INPUT,
-    .help = "A file, read once to its end or followed as it grows (reopened when rotated).",
+    .help = "Files by path or glob, read once or followed through rotations (rename, "
+            "copytruncate, delete, truncation) with delivery-checked checkpoints; multiline.",
     .keys = file_keys,
     .conf_size = sizeof(file_conf),
     .ctx_size = sizeof(file_ctx),

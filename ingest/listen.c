@@ -245,10 +245,17 @@ void lsf_ingest_init(lsf_ingest *in, lsf_stage *st)
     in->c_bad_count = lsf_counter_new(st->name, "framing_errors");
 }
 
+static void submit(lsf_ingest *in)
+{
+    if (in->on_submit && in->b->n)
+        in->on_submit(in->on_submit_arg, in->b);
+    lsf_pipeline_submit(in->p, in->b);
+}
+
 static void next_batch(lsf_ingest *in)
 {
     if (in->b)
-        lsf_pipeline_submit(in->p, in->b);
+        submit(in);
     in->b = lsf_pipeline_batch_get(in->p);
     in->gen++;
 }
@@ -284,7 +291,7 @@ static void publish(lsf_counter *c, uint64_t *v)
 void lsf_ingest_flush(lsf_ingest *in)
 {
     if (in->b) {
-        lsf_pipeline_submit(in->p, in->b);
+        submit(in);
         in->b = NULL;
         in->gen++;
     }

@@ -70,6 +70,11 @@ typedef struct lsf_ingest {
     uint64_t records, truncated, bytes;
     lsf_frame_stats fst; /* stats of every framer of this input */
     lsf_counter *c_records, *c_bytes, *c_truncated, *c_empty, *c_incomplete, *c_bad_count;
+    /* Optional, set after lsf_ingest_init: called with each non-empty batch
+     * just before it is submitted (whether it was full or flushed), e.g. to
+     * attach b->ack. */
+    void (*on_submit)(void *arg, lsf_batch *b);
+    void *on_submit_arg;
 } lsf_ingest;
 
 /* Sets up `in` for stage `st` and creates its counters ("<stage>.received",
