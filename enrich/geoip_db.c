@@ -26,14 +26,17 @@
 #include "core/log.h"
 #include "enrich/enrich.h"
 #include "enrich/geoip.h"
+#include "enrich/mmdb_walk.h"
+
+#define MAX_TERMS 256
 
 enum { K_VALUE, K_LOCATION, K_REGION_ISO };
 
 typedef struct entry {
     uint16_t out;
     uint8_t kind;
-    char **path;  /* NULL-terminated components */
-    char **path2; /* K_LOCATION: longitude; K_REGION_ISO: the subdivision code */
+    int16_t term, term2; /* paths in `paths`; term2: K_LOCATION longitude,
+                            K_REGION_ISO the subdivision code */
 } entry;
 
 struct lsf_geo_map {
@@ -41,6 +44,7 @@ struct lsf_geo_map {
     size_t nout;
     entry *e;
     size_t ne;
+    lsf_mmdb_paths *paths;
 };
 
 /* '*' in a path stands for the configured language. */
@@ -126,22 +130,43 @@ static int out_index(lsf_geo_map *m, const char *name)
     return (int)m->nout++;
 }
 
-static void add_entry(lsf_geo_map *m, int out, int kind, const char *path, const char *path2,
-                      const char *language)
+static int add_path(lsf_geo_map *m, const char *path, const char *language)
 {
+    if (!path)
+        return -1;
+    char **v = split_path(path, language);
+    int t = lsf_mmdb_paths_add(m->paths, (const char *const *)v);
+    free_path(v);
+    return t;
+}
+
+/* Adds an entry; -1 when the mapping has too many paths. */
+static int add_entry(lsf_geo_map *m, int out, int kind, const char *path, const char *path2,
+                     const char *language)
+{
+    if (lsf_mmdb_paths_count(m->paths) + 2 > MAX_TERMS)
+        return -1;
     entry *ne = realloc(m->e, (m->ne + 1) * sizeof(entry));
     if (!ne)
         lsf_die("out of memory");
     m->e = ne;
-    m->e[m->ne++] = (entry){(uint16_t)out, (uint8_t)kind, split_path(path, language),
-                            path2 ? split_path(path2, language) : NULL};
+    m->e[m->ne++] = (entry){(uint16_t)out, (uint8_t)kind, (int16_t)add_path(m, path, language),
+                            (int16_t)add_path(m, path2, language)};
+    return 0;
 }
 
-lsf_geo_map *lsf_geo_map_builtin(const char *language)
+static lsf_geo_map *map_new(void)
 {
     lsf_geo_map *m = calloc(1, sizeof(*m));
     if (!m)
         lsf_die("out of memory");
+    m->paths = lsf_mmdb_paths_new();
+    return m;
+}
+
+lsf_geo_map *lsf_geo_map_builtin(const char *language)
+{
+    lsf_geo_map *m = map_new();
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         add_entry(m, out_index(m, builtin[i].out), builtin[i].kind, builtin[i].path,
                   builtin[i].path2, language);
@@ -160,9 +185,7 @@ lsf_geo_map *lsf_geo_map_parse(const lsf_node *mapping, lsf_errbuf *err)
                                      "e.g. {geo.country_iso_code: country_code}");
         return NULL;
     }
-    lsf_geo_map *m = calloc(1, sizeof(*m));
-    if (!m)
-        lsf_die("out of memory");
+    lsf_geo_map *m = map_new();
     for (const lsf_node *c = mapping->child; c; c = c->next) {
         lsf_node at = *c;
         at.line = c->key_line;
@@ -188,7 +211,10 @@ lsf_geo_map *lsf_geo_map_parse(const lsf_node *mapping, lsf_errbuf *err)
                                        "country.names.en", c->key);
                 goto fail;
             }
-            add_entry(m, out, K_VALUE, p->str, NULL, NULL);
+            if (add_entry(m, out, K_VALUE, p->str, NULL, NULL) < 0) {
+                lsf_node_error(err, p, "mapping: more than %d record paths", MAX_TERMS - 2);
+                goto fail;
+            }
         }
     }
     return m;
@@ -203,10 +229,7 @@ void lsf_geo_map_free(lsf_geo_map *m)
         return;
     for (size_t i = 0; i < m->nout; i++)
         free(m->out[i]);
-    for (size_t i = 0; i < m->ne; i++) {
-        free_path(m->e[i].path);
-        free_path(m->e[i].path2);
-    }
+    lsf_mmdb_paths_free(m->paths);
     free(m->out);
     free(m->e);
     free(m);
@@ -260,49 +283,75 @@ void lsf_geo_dbs_close(lsf_geo_dbs *d)
 
 /* ---- decoding ----------------------------------------------------------- */
 
-/* A 32-bit float as the shortest decimal that reads back as the same float
- * (so 37.751 stays 37.751 rather than 37.750999450683594). */
-static double widen(float f)
+/* Shortest decimal text of a coordinate that reads back as the same value:
+ * as a 32-bit float when `single` (so 37.751 stays 37.751, not
+ * 37.750999450683594), else as a double. Coordinates carry few decimals,
+ * so integer formatting of v * 10^k for the smallest exact k is tried
+ * first (correctly rounded division makes the check exact); snprintf is
+ * the fallback. Returns the length, 0 for NaN/Inf. */
+static size_t fmt_coord(double v, bool single, char *buf, size_t cap)
 {
-    char buf[32];
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
-        if ((float)strtod(buf, NULL) == f)
+    if (!isfinite(v))
+        return 0;
+    double scale = 1;
+    for (int k = 0; k <= 7; k++, scale *= 10) {
+        double r = nearbyint(v * scale);
+        if (fabs(r) > 9e15)
+            break;
+        double back = r / scale;
+        if (single ? (float)back != (float)v : back != v)
+            continue;
+        uint64_t a = (uint64_t)fabs(r), p10 = (uint64_t)scale;
+        char tmp[48];
+        int n = 0;
+        for (int d = 0; d < k; d++, a /= 10) /* fraction, last digit first */
+            tmp[n++] = (char)('0' + a % 10);
+        if (k)
+            tmp[n++] = '.';
+        a = (uint64_t)fabs(r) / p10;
+        do
+            tmp[n++] = (char)('0' + a % 10);
+        while ((a /= 10));
+        size_t len = 0;
+        if (r < 0)
+            buf[len++] = '-';
+        while (n && len < cap)
+            buf[len++] = tmp[--n];
+        return len;
+    }
+    for (int prec = single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        double back = strtod(buf, NULL);
+        if (single ? (float)back == (float)v : back == v)
             break;
     }
+    return strlen(buf);
+}
+
+/* A 32-bit float as the double its shortest decimal text reads as. */
+static double widen(float f)
+{
+    char buf[40];
+    size_t n = fmt_coord(f, true, buf, sizeof(buf) - 1);
+    buf[n] = 0;
     return strtod(buf, NULL);
 }
 
-/* Shortest text of v that reads back exactly; false for NaN/Inf. */
-static bool fmt_double(double v, char *buf, size_t cap)
+static bool value(const MMDB_s *db, const uint32_t *toff, int term, MMDB_entry_data_s *v)
 {
-    if (!isfinite(v))
-        return false;
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return true;
+    return term >= 0 && lsf_mmdb_value(db, toff[term], v);
 }
 
-static bool get(MMDB_entry_s *e, char **path, MMDB_entry_data_s *out)
+static size_t coord(const MMDB_s *db, const uint32_t *toff, int term, char *buf, size_t cap)
 {
-    return MMDB_aget_value(e, out, (const char *const *)path) == MMDB_SUCCESS && out->has_data;
-}
-
-static bool get_number(MMDB_entry_s *e, char **path, double *v)
-{
-    MMDB_entry_data_s d;
-    if (!get(e, path, &d))
-        return false;
-    if (d.type == MMDB_DATA_TYPE_DOUBLE)
-        *v = d.double_value;
-    else if (d.type == MMDB_DATA_TYPE_FLOAT)
-        *v = widen(d.float_value);
-    else
-        return false;
-    return isfinite(*v);
+    MMDB_entry_data_s v;
+    if (!value(db, toff, term, &v))
+        return 0;
+    if (v.type == MMDB_DATA_TYPE_DOUBLE)
+        return fmt_coord(v.double_value, false, buf, cap);
+    if (v.type == MMDB_DATA_TYPE_FLOAT)
+        return fmt_coord(v.float_value, true, buf, cap);
+    return 0;
 }
 
 static bool put_str(lsf_geo_result *r, int out, uint8_t type, const char *s, size_t len)
@@ -355,24 +404,29 @@ static bool put_value(lsf_geo_result *r, int out, const MMDB_entry_data_s *d)
     return true;
 }
 
-static bool decode(MMDB_entry_s *rec, const entry *e, lsf_geo_result *r)
+static bool decode(const MMDB_s *db, const uint32_t *toff, const entry *e, lsf_geo_result *r)
 {
     MMDB_entry_data_s d, d2;
     switch (e->kind) {
     case K_VALUE:
-        return get(rec, e->path, &d) && put_value(r, e->out, &d);
-    case K_LOCATION: {
-        double lat, lon;
-        char a[40], b[40], json[96];
-        if (!get_number(rec, e->path, &lat) || !get_number(rec, e->path2, &lon) ||
-            !fmt_double(lat, a, sizeof(a)) || !fmt_double(lon, b, sizeof(b)))
+        return value(db, toff, e->term, &d) && put_value(r, e->out, &d);
+    case K_LOCATION: { /* ECS geo_point: {"lat":..,"lon":..}, formatted once per lookup */
+        char json[96] = "{\"lat\":";
+        size_t n = 7, k;
+        if (!(k = coord(db, toff, e->term, json + n, 32)))
             return false;
-        int n = snprintf(json, sizeof(json), "{\"lat\":%s,\"lon\":%s}", a, b);
-        return put_str(r, e->out, LSF_T_JSON, json, (size_t)n);
+        n += k;
+        memcpy(json + n, ",\"lon\":", 7);
+        n += 7;
+        if (!(k = coord(db, toff, e->term2, json + n, 32)))
+            return false;
+        n += k;
+        json[n++] = '}';
+        return put_str(r, e->out, LSF_T_JSON, json, n);
     }
     case K_REGION_ISO: { /* ECS: "GB-ENG" from country GB and subdivision ENG */
         char buf[64];
-        if (!get(rec, e->path, &d) || !get(rec, e->path2, &d2) ||
+        if (!value(db, toff, e->term, &d) || !value(db, toff, e->term2, &d2) ||
             d.type != MMDB_DATA_TYPE_UTF8_STRING || d2.type != MMDB_DATA_TYPE_UTF8_STRING ||
             !d.data_size || !d2.data_size || d.data_size + d2.data_size + 1 > sizeof(buf))
             return false;
@@ -390,6 +444,7 @@ uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_i
 {
     r->n = r->slen = 0;
     uint64_t have = 0; /* outputs already filled */
+    uint32_t toff[MAX_TERMS];
     struct sockaddr_in sin = {.sin_family = AF_INET};
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
     const struct sockaddr *sa;
@@ -405,11 +460,13 @@ uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_i
         MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&d->db[i], sa, &mmdb_err);
         if (mmdb_err != MMDB_SUCCESS || !res.found_entry) /* e.g. IPv6 in an IPv4-only file */
             continue;
+        /* a corrupt record still yields the values found before the damage */
+        lsf_mmdb_walk(&d->db[i], res.entry.offset, m->paths, toff);
         for (size_t k = 0; k < m->ne; k++) {
             const entry *e = &m->e[k];
             if (have & (1ull << e->out))
                 continue;
-            if (decode(&res.entry, e, r))
+            if (decode(&d->db[i], toff, e, r))
                 have |= 1ull << e->out;
         }
     }
