@@ -734,7 +734,7 @@ long lsf_pattern_nested_quantifier(const char *src)
                 parent->has_unbounded = true;
             if (qlen && unb && !poss && g.has_dot_repeat)
                 parent->has_dot_repeat = true;
-            if (!(qlen && opt) && !(g.has_unbounded && !g.has_required))
+            if (!(qlen && (opt || unb)) && !(g.has_unbounded && !g.has_required))
                 parent->has_required = true;
         } else if (qlen) {
             if (unb && !poss) {

@@ -128,7 +128,7 @@ static bool in_cidr(const lsf_cidr *c, const uint8_t *addr, int family)
 
 static bool field_number(const lsf_event *ev, const lsf_fieldref *f, lsf_str v, double *out)
 {
-    if (f->fx == LSF_FX_DYNAMIC) {
+    if (ev && f->fx == LSF_FX_DYNAMIC) {
         const lsf_field *fd = lsf_event_find(ev, f->name);
         if (fd && fd->type == LSF_T_INT) {
             *out = (double)fd->v.i;
@@ -147,11 +147,10 @@ static bool field_number(const lsf_event *ev, const lsf_fieldref *f, lsf_str v, 
     return !*end && !errno && isfinite(*out);
 }
 
-static bool cond_ok(const lsf_cond *c, const lsf_event *ev)
+/* Tests condition c on value v (has: the field is present). `ev` is the
+ * event the value came from, NULL for a value captured by the rule. */
+static bool cond_test(const lsf_cond *c, const lsf_event *ev, bool has, lsf_str v)
 {
-    char scratch[48];
-    lsf_str v;
-    bool has = lsf_fieldref_get(ev, &c->field, scratch, &v);
     if (c->op == LSF_OP_EXISTS)
         return has == c->exists;
     if (!has)
@@ -211,6 +210,14 @@ static bool cond_ok(const lsf_cond *c, const lsf_event *ev)
     }
 }
 
+static bool cond_ok(const lsf_cond *c, const lsf_event *ev)
+{
+    char scratch[48];
+    lsf_str v;
+    bool has = lsf_fieldref_get(ev, &c->field, scratch, &v);
+    return cond_test(c, ev, has, v);
+}
+
 /* ---- confirming a candidate ---------------------------------------------------- */
 
 enum { RX_NO = 0, RX_YES = 1, RX_LIMIT = 2 };
@@ -228,9 +235,11 @@ static void pending_push(lsf_rules_worker *w, const lsf_capture *cap, lsf_str v)
     w->pending[w->npending++] = (struct lsf_pending){cap, v};
 }
 
-/* Runs one regex; with b, queues its captures (copying a subject that was
- * formatted into scratch into the arena). */
-static int run_rx(lsf_rules_worker *w, const lsf_rx *rx, const lsf_event *ev, lsf_batch *b)
+/* Runs regex k of a rule and queues its captures. A subject that was
+ * formatted into scratch (a number) is first copied into b's arena, or,
+ * without a batch, into the worker's buffer for regex k. */
+static int run_rx(lsf_rules_worker *w, const lsf_rx *rx, uint32_t k, const lsf_event *ev,
+                  lsf_batch *b)
 {
     char scratch[48];
     lsf_str s;
@@ -245,10 +254,11 @@ static int run_rx(lsf_rules_worker *w, const lsf_rx *rx, const lsf_event *ev, ls
             return RX_LIMIT;
         return RX_NO;
     }
-    if (!b || !rx->ncaps)
+    if (!rx->ncaps)
         return RX_YES;
     if (s.ptr == scratch)
-        subject = lsf_arena_memdup(&b->arena, scratch, s.len);
+        subject = b ? lsf_arena_memdup(&b->arena, scratch, s.len)
+                    : memcpy(w->numbuf[k], scratch, s.len);
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(w->md);
     uint32_t nov = pcre2_get_ovector_count(w->md);
     for (uint32_t i = 0; i < rx->ncaps; i++) {
@@ -306,7 +316,7 @@ static int try_rule(lsf_ruleset *rs, lsf_rules_worker *w, uint32_t i, const lsf_
     uint64_t t0 = timed ? now_ns() : 0;
     int rc = RX_YES;
     for (uint32_t k = 0; k < r->nrx && rc == RX_YES; k++)
-        rc = run_rx(w, &r->rx[k], ev, b);
+        rc = run_rx(w, &r->rx[k], k, ev, b);
     if (!count)
         return rc;
     if (timed)

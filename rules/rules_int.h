@@ -142,7 +142,7 @@ typedef struct lsf_rule {
     const lsf_node *node;   /* the rule's map in its pack */
     int priority;
     uint32_t load_order;
-    lsf_cond *conds;
+    lsf_cond *conds;        /* `when:`, on the event as it is before the rule */
     uint32_t nconds;
     lsf_rx *rx;             /* `match:` regexes, all must match */
     uint32_t nrx;
@@ -268,6 +268,7 @@ typedef struct lsf_rules_worker {
     lsf_rule_counts *counts;/* one per rule */
     struct lsf_pending *pending; /* captures of the rule being confirmed */
     uint32_t npending, cap_pending;
+    char (*numbuf)[48];     /* per regex of a rule: a number subject, without a batch */
     uint64_t tick;          /* xorshift state: which evaluations are timed */
     uint64_t limit_events;  /* regex runs that hit a limit, since last taken */
     uint64_t type_errors;   /* captures not of their declared type, likewise */
@@ -290,6 +291,7 @@ struct lsf_ruleset {
     hs_scratch_t *scratch_proto; /* cloned for each worker */
     uint32_t max_groups;    /* largest capture-group count of any regex */
     uint32_t max_caps;      /* most captures of any rule */
+    uint32_t max_rx;        /* most regexes of any rule */
     lsf_rules_worker *workers;
     int nworkers;
 };

@@ -286,7 +286,12 @@ static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
         if (cond_strings(c, f, f->key, err) < 0)
             return -1;
     }
-    /* the process.name index: the first eq/in condition on it */
+    return 0;
+}
+
+/* Indexes the rule by its first eq/in condition on process.name. */
+static void index_rule(lsf_rule *r)
+{
     for (uint32_t i = 0; i < r->nconds; i++) {
         lsf_cond *c = &r->conds[i];
         if (c->field.fx == LSF_FX_APP && (c->op == LSF_OP_EQ || c->op == LSF_OP_IN)) {
@@ -295,7 +300,6 @@ static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
             break;
         }
     }
-    return 0;
 }
 
 /* ---- regexes ------------------------------------------------------------------- */
@@ -684,6 +688,7 @@ int lsf_rule_compile(lsf_ruleset *rs, lsf_rule *r, const lsf_node *node, lsf_pac
     if (!r->nconds && !r->nrx)
         return lsf_node_error(err, node, "rule %s has neither 'when' nor 'match'; it would "
                               "match every line", r->id);
+    index_rule(r);
     if ((v = lsf_node_get(node, "severity"))) {
         if (v->kind != LSF_NODE_SCALAR || (r->severity = lsf_severity_level_parse(v->str)) < 0)
             return lsf_node_error(err, v, "rule %s: 'severity' is info, low, medium, high or "
@@ -768,6 +773,7 @@ static void workers_init(lsf_ruleset *rs)
         pcre2_set_depth_limit(w->mctx, rs->opts.depth_limit);
         pcre2_jit_stack_assign(w->mctx, NULL, w->jit_stack);
         w->cand = xcalloc(rs->nrules, sizeof(uint32_t));
+        w->numbuf = xcalloc(rs->max_rx ? rs->max_rx : 1, sizeof(*w->numbuf));
         w->counts = xcalloc(rs->nrules, sizeof(lsf_rule_counts));
         w->tick = 0x9E3779B97F4A7C15ull ^ (uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ull;
         if (lsf_prefilter_scratch(rs, &w->scratch) < 0)
@@ -784,6 +790,7 @@ static void ruleset_free(lsf_ruleset *rs)
         pcre2_jit_stack_free(w->jit_stack);
         lsf_prefilter_scratch_free(w->scratch);
         free(w->cand);
+        free(w->numbuf);
         free(w->counts);
         free(w->pending);
     }
@@ -925,6 +932,8 @@ lsf_ruleset *lsf_ruleset_load(const char *const *paths, size_t npaths, const lsf
             caps += rs->rules[i].rx[k].ncaps;
         if (caps > rs->max_caps)
             rs->max_caps = caps;
+        if (rs->rules[i].nrx > rs->max_rx)
+            rs->max_rx = rs->rules[i].nrx;
     }
     qsort(byid, rs->nrules, sizeof(lsf_rule *), cmp_id);
     for (size_t i = 1; i < rs->nrules; i++) {
