@@ -529,11 +529,17 @@ static void open_new(file_ctx *x, const char *path)
         lsf_info("%s: new file %s", x->st->name, path);
 }
 
+/* An exclude pattern matches the whole path ('*' crossing '/') or, when it
+ * holds no '/', the file name ('*.gz'). */
 static bool excluded(file_ctx *x, const char *path)
 {
-    for (size_t i = 0; i < x->conf->exclude.n; i++)
-        if (fnmatch(x->conf->exclude.v[i], path, FNM_PATHNAME) == 0)
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < x->conf->exclude.n; i++) {
+        const char *pat = x->conf->exclude.v[i];
+        if (fnmatch(pat, path, 0) == 0 || (!strchr(pat, '/') && fnmatch(pat, base, 0) == 0))
             return true;
+    }
     return false;
 }
 
