@@ -3,6 +3,7 @@
  */
 #include "enrich/enrich.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +52,14 @@ const lsf_node *lsf_enrich_at(const lsf_node *stage, const char *key)
 {
     const lsf_node *n = lsf_node_get(stage, key);
     return n ? n : stage;
+}
+
+int lsf_enrich_load_error(lsf_errbuf *err, const lsf_node *at, const char *file)
+{
+    size_t n = strlen(file);
+    if (strncmp(err->msg, file, n) == 0 && err->msg[n] == ':' &&
+        isdigit((unsigned char)err->msg[n + 1]))
+        return -1;
+    lsf_errbuf inner = *err;
+    return lsf_node_error(err, at, "%s", inner.msg);
 }

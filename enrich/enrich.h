@@ -31,4 +31,9 @@ static inline lsf_str lsf_enrich_str(const char *s)
  * the stage. */
 const lsf_node *lsf_enrich_at(const lsf_node *stage, const char *key);
 
+/* Re-targets a load error onto the config: a message that already points
+ * into the data file ("<file>:<line>:...") is kept as is, anything else
+ * (cannot open, ...) gets the position of config node `at`. Returns -1. */
+int lsf_enrich_load_error(lsf_errbuf *err, const lsf_node *at, const char *file);
+
 #endif

@@ -329,10 +329,8 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
     lsf_live_ops ops = {dbs_load, dbs_free, x};
     x->live = lsf_live_new(st->name, x->nworkers, (const char *const *)x->databases,
                            c->databases.n, c->check_interval_ms, &ops, err);
-    if (!x->live) {
-        lsf_errbuf inner = *err;
-        return lsf_node_error(err, lsf_enrich_at(st->node, "databases"), "%s", inner.msg);
-    }
+    if (!x->live)
+        return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "databases"), "");
     x->ws = calloc((size_t)x->nworkers, sizeof(wstate *));
     if (!x->ws)
         lsf_die("out of memory");
