@@ -78,7 +78,9 @@ enum lsf_format {
     LSF_FMT_RFC3164,
     LSF_FMT_JSON,
     LSF_FMT_KV,
-    LSF_FMT_RAW, /* nothing understood it */
+    LSF_FMT_CEF,  /* ArcSight CEF, alone or in a syslog message */
+    LSF_FMT_LEEF, /* QRadar LEEF, alone or in a syslog message */
+    LSF_FMT_RAW,  /* nothing understood it; always last */
 };
 
 /* Event flags; each is written to `tags` as shown. */

@@ -35,7 +35,7 @@ typedef struct lsf_input_conf {
     int format; /* enum lsf_format; 0 = auto */
 } lsf_input_conf;
 
-#define LSF_INPUT_FORMATS "auto|rfc5424|rfc3164|json|kv|raw"
+#define LSF_INPUT_FORMATS "auto|rfc5424|rfc3164|json|kv|cef|leef|raw"
 #define LSF_INPUT_KEYS(type)                                                                      \
     {"format", LSF_K_ENUM, "auto",                                                                \
      "How to parse records: auto-detect per line, or one fixed format.",                         \

@@ -3,7 +3,9 @@
  * Design: auto-detection looks at the first byte only, then lets the
  * parsers decide: '<' -> RFC 5424, then RFC 3164; '{' -> JSON; a digit or
  * a month's first letter -> RFC 3164 without PRI (it refuses lines that do
- * not start with a timestamp); then key=value; else raw. A parser that
+ * not start with a timestamp); "CEF:" / "LEEF:" -> CEF / LEEF; then
+ * key=value; else raw. A syslog message whose body is CEF or LEEF is parsed
+ * on: the header fields stay, the body's fields are added. A parser that
  * returns -1 leaves the event untouched, so falling through is safe.
  * Whatever happens, the event leaves with a message, a format and a time
  * (the received time, flagged LSF_EV_TIME_GUESSED, when the line had none).
@@ -49,6 +51,34 @@ static bool month_letter(char c)
     }
 }
 
+/* A syslog message whose body (or RFC 3164 "tag") starts a CEF or LEEF
+ * record is parsed on. */
+static void sec_body(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
+{
+    char c = ev->app.len ? ev->app.ptr[0] : 0;
+    char m = ev->message.len ? ev->message.ptr[0] : 0;
+    if (c == 'C' || m == 'C')
+        lsf_parse_cef(b, ev, opts);
+    else if (c == 'L' || m == 'L')
+        lsf_parse_leef(b, ev, opts);
+}
+
+/* A fixed cef/leef format: the record itself, or a syslog message whose
+ * body is one. A syslog message with another body keeps its header fields
+ * and is flagged as a parse failure. */
+static int sec(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts, int fmt)
+{
+    int (*parse)(lsf_batch *, lsf_event *, const lsf_parse_opts *) =
+        fmt == LSF_FMT_CEF ? lsf_parse_cef : lsf_parse_leef;
+    if (parse(b, ev, opts) == 0)
+        return 0;
+    if (lsf_parse_rfc5424(b, ev, opts) < 0 && lsf_parse_rfc3164(b, ev, opts) < 0)
+        return -1;
+    if (parse(b, ev, opts) < 0)
+        ev->flags |= LSF_EV_PARSE_FAILURE;
+    return 0;
+}
+
 void lsf_parse_event(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
 {
     static const lsf_parse_opts dflt = {0};
@@ -71,6 +101,10 @@ void lsf_parse_event(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
     case LSF_FMT_KV:
         ok = lsf_parse_kv(b, ev, opts);
         break;
+    case LSF_FMT_CEF:
+    case LSF_FMT_LEEF:
+        ok = sec(b, ev, opts, opts->format);
+        break;
     default: {
         size_t n = lsf_parse_len(ev);
         char c = n ? ev->raw.ptr[0] : 0;
@@ -82,7 +116,11 @@ void lsf_parse_event(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
             ok = lsf_parse_json(b, ev, opts);
         } else if ((c >= '0' && c <= '9') || month_letter(c)) {
             ok = lsf_parse_rfc3164(b, ev, opts);
+        } else if (c == 'C' || c == 'L') {
+            ok = c == 'C' ? lsf_parse_cef(b, ev, opts) : lsf_parse_leef(b, ev, opts);
         }
+        if (ok == 0 && (ev->format == LSF_FMT_RFC5424 || ev->format == LSF_FMT_RFC3164))
+            sec_body(b, ev, opts);
         if (ok < 0 && n)
             ok = lsf_parse_kv(b, ev, opts);
         break;

@@ -36,6 +36,24 @@ int lsf_parse_rfc3164(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
 int lsf_parse_json(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
 int lsf_parse_kv(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
 
+/* CEF (parsers/cef.c) and LEEF (parsers/leef.c): the record, or the
+ * message of an event a syslog parser filled (ev->format RFC 5424/3164),
+ * must start with "CEF:" / "LEEF:". Same return convention; on success
+ * ev->format is LSF_FMT_CEF / LSF_FMT_LEEF and the syslog header fields
+ * are kept. */
+int lsf_parse_cef(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
+int lsf_parse_leef(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts);
+/* Helpers the two share (cef.c). lsf_sec_payload finds the text to parse;
+ * lsf_sec_begin prepares the event once the header checked out;
+ * lsf_sec_header_field reads one '|'-terminated header field ("\|"
+ * escapes); lsf_sec_set sets an extension/attribute under its ECS name or
+ * prefix+key. */
+bool lsf_sec_payload(const lsf_event *ev, const char *magic, const char **p, size_t *n);
+void lsf_sec_begin(lsf_event *ev, const char *p);
+bool lsf_sec_header_field(lsf_batch *b, const char *p, size_t n, size_t *i, lsf_str *out);
+void lsf_sec_set(lsf_batch *b, lsf_event *ev, const char *prefix, lsf_str key, lsf_str v,
+                 const lsf_parse_opts *opts);
+
 /* Adds the members of the JSON object text `p[0..n)` to ev as fields
  * (nested objects flatten to dotted names, arrays stay JSON). Returns 0, or
  * -1 if the text is not a JSON object (event untouched). */

@@ -76,7 +76,7 @@ static int parse_init(lsf_stage *st, lsf_errbuf *err)
         x->by_input[i] = base;
         x->by_input[i].format = i < x->ninputs ? lsf_pipeline_input_format(st->pipeline, i) : 0;
     }
-    static const char *const fmt_names[] = {"none", "rfc5424", "rfc3164", "json", "kv", "raw"};
+    static const char *const fmt_names[] = {"none", "rfc5424", "rfc3164", "json", "kv", "cef", "leef", "raw"};
     for (int f = 1; f <= LSF_FMT_RAW; f++)
         x->c_by_format[f] = lsf_counter_new("parse", fmt_names[f]);
     x->c_failures = lsf_counter_new("parse", "failures");

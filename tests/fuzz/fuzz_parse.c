@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         b = lsf_batch_new(8);
         lsf_outbuf_init(&out);
     }
-    for (int fmt = LSF_FMT_NONE; fmt <= LSF_FMT_KV; fmt++) {
+    for (int fmt = LSF_FMT_NONE; fmt < LSF_FMT_RAW; fmt++) {
         lsf_parse_opts opts = {.format = fmt, .tz_mode = LSF_TZ_UTC, .body_json = true};
         lsf_batch_reset(b);
         lsf_event *ev = lsf_batch_push_record(b, (const char *)data, size, 1700000000000000000LL);
