@@ -277,7 +277,10 @@ static void run_one(tctx *x, lsf_batch *b, const lsf_pack *pk, const lsf_pack_te
         }
         for (const lsf_node *e = t->expect->child; e; e = e->next) {
             if (!check_field(x, pk, t, ev, e)) {
-                if (ok) {
+                if (ok && strcmp(e->key, "rule.id") == 0) {
+                    first_error(x, t->node, "test expects rule %s, but %s", e->str ? e->str : "?",
+                                won >= 0 ? rs->rules[won].id : "no rule matched");
+                } else if (ok) {
                     char got[200];
                     int gt;
                     if (!actual(ev, e->key, got, sizeof(got), &gt))

@@ -312,12 +312,10 @@ static int regex_error(lsf_errbuf *err, const lsf_node *at, const char *rule_id,
 {
     char msg[256];
     pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
-    size_t soff = off;
-    if (rnmap->n)
-        soff = rnmap->v[off < rnmap->n ? off : rnmap->n - 1] + (off >= rnmap->n);
-    if (exmap->n)
-        soff = soff < exmap->n ? exmap->v[soff] : exmap->v[exmap->n - 1] + 1;
     size_t len = strlen(src);
+    /* renamed -> expanded -> as written; an offset past the end stays there */
+    size_t soff = off < rnmap->n ? rnmap->v[off] : exmap->n;
+    soff = soff < exmap->n ? exmap->v[soff] : len;
     if (soff > len)
         soff = len;
     bool in_macro = src[soff] == '%' && src[soff + 1] == '{';
