@@ -20,7 +20,7 @@ FUZZ_TIME ?= 30
 # Debian packages the build and the tests need (`make deps` installs what is missing).
 DEB_PKGS := build-essential pkg-config librdkafka-dev libpcre2-dev libjansson-dev \
             libmaxminddb-dev libyaml-dev libcmocka-dev libhyperscan-dev rsyslog bsdutils python3 \
-            procps
+            procps kcat
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -pthread \
                -I. -DLSF_VERSION='"$(VERSION)"'

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "rules/rules.h"
+#include "sinks/spool.h"
 
 static const char default_config[] =
     "# logsift built-in default configuration (print it with: logsift config)\n"
@@ -72,6 +73,7 @@ static void usage(FILE *f)
             "                         (with -r, classified by the rule packs of PACK_DIR)\n"
             "  test [--stats] [PACK_OR_DIR ...]\n"
             "                         run the rule packs' inline tests (default: rules/packs)\n"
+            "  spool DIR [--dump]     what a Kafka sink's spool directory holds\n"
             "  help [STAGE]           list stages, or one stage's settings\n"
             "  config                 print the built-in default configuration\n"
             "  version, --version     print the version\n");
@@ -273,6 +275,8 @@ int main(int argc, char **argv)
         rc = cmd_parse(argc - 1, argv + 1);
     else if (strcmp(cmd, "test") == 0)
         rc = lsf_rules_cmd_test(argc - 1, argv + 1);
+    else if (strcmp(cmd, "spool") == 0)
+        rc = lsf_spool_cmd(argc - 1, argv + 1);
     else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         rc = cmd_help(argc - 1, argv + 1);
     else if (strcmp(cmd, "config") == 0) {

@@ -10,7 +10,7 @@ extern const lsf_stage_def lsf_stage_syslog_udp, lsf_stage_syslog_tcp, lsf_stage
     lsf_stage_file_input;
 extern const lsf_stage_def lsf_stage_parse, lsf_stage_rules;
 extern const lsf_stage_def lsf_stage_geoip, lsf_stage_cidr;
-extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file;
+extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file, lsf_stage_kafka;
 
 const lsf_stage_def *const lsf_stage_registry[] = {
     /* inputs */
@@ -26,6 +26,7 @@ const lsf_stage_def *const lsf_stage_registry[] = {
     /* sinks */
     &lsf_stage_stdout,
     &lsf_stage_file,
+    &lsf_stage_kafka,
     NULL,
 };
 

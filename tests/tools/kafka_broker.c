@@ -192,13 +192,15 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     for (int i = 0; i < ntopics; i++) {
-        char *colon = strrchr(topics[i], ':');
+        char name[256];
+        snprintf(name, sizeof(name), "%s", topics[i]);
+        char *colon = strrchr(name, ':');
         int parts = 1;
         if (colon) {
             *colon = 0;
             parts = atoi(colon + 1);
         }
-        if (parts < 1 || create_topic(mc, topics[i], parts, nbrokers) < 0) {
+        if (parts < 1 || create_topic(mc, name, parts, nbrokers) < 0) {
             rc = 1;
             goto out;
         }
