@@ -9,7 +9,7 @@
 extern const lsf_stage_def lsf_stage_syslog_udp, lsf_stage_syslog_tcp, lsf_stage_stdin,
     lsf_stage_file_input;
 extern const lsf_stage_def lsf_stage_parse, lsf_stage_rules;
-extern const lsf_stage_def lsf_stage_geoip, lsf_stage_cidr;
+extern const lsf_stage_def lsf_stage_geoip, lsf_stage_cidr, lsf_stage_lookup, lsf_stage_fields;
 extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file, lsf_stage_kafka;
 
 const lsf_stage_def *const lsf_stage_registry[] = {
@@ -23,6 +23,8 @@ const lsf_stage_def *const lsf_stage_registry[] = {
     &lsf_stage_rules,
     &lsf_stage_geoip,
     &lsf_stage_cidr,
+    &lsf_stage_lookup,
+    &lsf_stage_fields,
     /* sinks */
     &lsf_stage_stdout,
     &lsf_stage_file,
