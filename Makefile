@@ -14,13 +14,13 @@ PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-PKGS     := rdkafka libpcre2-8 jansson libmaxminddb yaml-0.1 libhs
+PKGS     := rdkafka libpcre2-8 jansson libmaxminddb yaml-0.1 libhs openssl relp
 FUZZ_TIME ?= 30
 
 # Debian packages the build and the tests need (`make deps` installs what is missing).
 DEB_PKGS := build-essential pkg-config librdkafka-dev libpcre2-dev libjansson-dev \
             libmaxminddb-dev libyaml-dev libcmocka-dev libhyperscan-dev rsyslog bsdutils python3 \
-            procps kcat
+            procps kcat libssl-dev openssl librelp-dev rsyslog-openssl rsyslog-relp
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -pthread \
                -I. -DLSF_VERSION='"$(VERSION)"'

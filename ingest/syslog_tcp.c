@@ -10,6 +10,14 @@
  * a client that sends half a frame and waits only holds its own tail. When
  * the batch pool is empty lsf_pipeline_batch_get blocks the I/O thread: TCP
  * stops being read, which is the backpressure.
+ * With a `tls:` section the listener speaks syslog over TLS (RFC 5425;
+ * octet-counted frames, which `framing: auto` reads): handshakes are driven
+ * by the same loop (ingest/tls.c) and records are read with SSL_read.
+ * Per-listener limits: `allow` (source networks; others are closed at
+ * accept), `max_connections`, `max_message_size`, and `rate_limit` per
+ * source address, which pauses reading a connection until its bucket
+ * refills (ingest/limits.c); each is counted when it acts. `multiline`
+ * joins continuation lines per connection (ingest/multiline.c).
  * Threads: init/stop/destroy on the main thread (stop after the I/O thread
  * has been joined); every other function runs on the I/O thread.
  */
@@ -25,7 +33,10 @@
 #include "core/metrics.h"
 #include "core/pipeline.h"
 #include "ingest/frame.h"
+#include "ingest/limits.h"
 #include "ingest/listen.h"
+#include "ingest/multiline.h"
+#include "ingest/tls.h"
 
 #define READ_BUF_BYTES (256u << 10) /* shared read buffer (at least max + slack) */
 #define SMALL_TAIL 8192u            /* tails up to this go back through the shared buffer */
@@ -43,6 +54,10 @@ typedef struct tcp_conf {
     int64_t max_message_size;
     int64_t idle_timeout_ms;
     int64_t max_connections;
+    lsf_strlist allow;
+    int64_t rate_limit, rate_burst;
+    const lsf_node *tls;
+    const lsf_node *multiline;
 } tcp_conf;
 
 typedef struct tcp_ctx tcp_ctx;
@@ -55,6 +70,12 @@ typedef struct conn {
     size_t have, cap;
     int64_t last_ns; /* monotonic time of the last data or accept */
     lsf_addr_cache addr_cache;
+    SSL *ssl;           /* TLS listeners */
+    bool handshaken;
+    uint32_t round_records; /* records of the current read (rate limit) */
+    int64_t paused_until;   /* monotonic ns; 0: reading */
+    lsf_ml ml;              /* multiline */
+    struct sockaddr_storage peer;
     struct conn *prev, *next;
     uint8_t addr_len;
     char addr[LSF_ADDR_STRLEN];
@@ -75,7 +96,14 @@ struct tcp_ctx {
     size_t max_bytes;
     int64_t last_sweep_ns;
     int64_t accept_resume_ns; /* nonzero: accepting paused until then */
-    lsf_counter *c_accepted, *c_closed, *c_idle_closed, *c_rejected, *c_errors;
+    lsf_tls *tls;
+    lsf_allow allow;
+    lsf_rate *rate;
+    int npaused;
+    lsf_ml_conf ml;
+    int64_t last_ml_sweep_ns;
+    lsf_counter *c_accepted, *c_closed, *c_idle_closed, *c_rejected, *c_errors, *c_not_allowed,
+        *c_rate_limited;
 };
 
 static const lsf_key tcp_keys[] = {
@@ -98,17 +126,45 @@ static const lsf_key tcp_keys[] = {
     {"max_connections", LSF_K_INT, "4096",
      "Connections beyond this many are accepted and closed at once (counted).",
      offsetof(tcp_conf, max_connections), NULL, 1, 1000000, false},
+    {"allow", LSF_K_STRLIST, NULL,
+     "Source networks that may connect (10.0.0.0/8, 2001:db8::/32); others are closed at once "
+     "(counted). Empty: everyone.",
+     offsetof(tcp_conf, allow), NULL, 0, 0, false},
+    {"rate_limit", LSF_K_INT, "0",
+     "Messages per second per source address; a faster sender is paused until it is back "
+     "under the limit (counted, nothing lost). 0: no limit.",
+     offsetof(tcp_conf, rate_limit), NULL, 0, 100000000, false},
+    {"rate_burst", LSF_K_INT, "0", "Messages a source may send at once above the rate (0: one second's worth).",
+     offsetof(tcp_conf, rate_burst), NULL, 0, 100000000, false},
+    {"tls", LSF_K_NODE, NULL,
+     "Syslog over TLS (RFC 5425): {cert_file, key_file, ca_file, verify_client: "
+     "none|optional|required, allowed_peers, min_version: 1.2|1.3}; SIGHUP reloads the files.",
+     offsetof(tcp_conf, tls), NULL, 0, 0, false},
+    {"multiline", LSF_K_NODE, NULL,
+     "Join continuation lines per connection (see the file input and docs/configuration.md).",
+     offsetof(tcp_conf, multiline), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
 
 /* ---- connections ------------------------------------------------------- */
 
-static void on_record(void *arg, const char *rec, size_t len, int truncated)
+static void push_record(void *arg, const char *rec, size_t len, int truncated, uint64_t tag)
 {
     conn *c = arg;
     lsf_ingest *in = &c->t->in;
+    (void)tag;
     lsf_event *ev = lsf_ingest_push(in, rec, len, truncated);
     ev->source_addr = lsf_ingest_addr(in, &c->addr_cache, c->addr, c->addr_len);
+}
+
+static void on_record(void *arg, const char *rec, size_t len, int truncated)
+{
+    conn *c = arg;
+    c->round_records++;
+    if (c->t->ml.enabled)
+        lsf_ml_line(&c->ml, rec, len, truncated, 0, lsf_now_mono_ns(), push_record, c);
+    else
+        push_record(c, rec, len, truncated, 0);
 }
 
 /* Closes and frees c; a pending partial frame is counted as incomplete. */
@@ -119,6 +175,14 @@ static void conn_close(conn *c, lsf_counter *why)
         t->in.fst.incomplete++;
         c->have = 0;
     }
+    if (t->ml.enabled) {
+        lsf_ml_flush(&c->ml, push_record, c);
+        lsf_ml_deinit(&c->ml);
+    }
+    if (c->paused_until)
+        t->npaused--;
+    if (c->ssl)
+        SSL_free(c->ssl);
     if (t->started)
         lsf_io_del(t->io, c->fd);
     close(c->fd);
@@ -176,11 +240,57 @@ static void keep_tail(conn *c, const char *base, size_t used, size_t total)
     }
 }
 
+static void on_conn(void *arg, uint32_t events);
+
+/* Drives a TLS handshake. Returns 1 when reading may go on, 0 to wait for
+ * the socket, -1 when the connection was closed. */
+static int conn_handshake(conn *c)
+{
+    tcp_ctx *t = c->t;
+    bool want_write;
+    int rc = lsf_tls_handshake(t->tls, c->ssl, c->addr, &want_write);
+    if (rc < 0) {
+        conn_close(c, t->c_errors);
+        return -1;
+    }
+    if (rc == 0) {
+        lsf_io_mod(t->io, c->fd, want_write ? EPOLLOUT : EPOLLIN, on_conn, c);
+        return 0;
+    }
+    c->handshaken = true;
+    lsf_io_mod(t->io, c->fd, EPOLLIN, on_conn, c);
+    return 1;
+}
+
+/* After a read: charges the records to the sender's bucket and pauses the
+ * connection while it is over its rate. */
+static void charge(conn *c)
+{
+    tcp_ctx *t = c->t;
+    uint32_t n = c->round_records;
+    c->round_records = 0;
+    if (!t->rate || !n || !t->started)
+        return;
+    int64_t now = lsf_now_mono_ns();
+    int64_t wait = lsf_rate_take(t->rate, (struct sockaddr *)&c->peer, n, now);
+    if (wait > 0 && !c->paused_until) {
+        c->paused_until = now + wait;
+        t->npaused++;
+        lsf_counter_add(t->c_rate_limited, 1);
+        lsf_io_mod(t->io, c->fd, 0, on_conn, c);
+    }
+}
+
 /* One recv into the connection. Returns 1 after data, 0 when nothing was
  * there, -1 when the connection was closed. */
 static int conn_read(conn *c)
 {
     tcp_ctx *t = c->t;
+    if (c->ssl && !c->handshaken) {
+        int h = conn_handshake(c);
+        if (h <= 0)
+            return h;
+    }
     char *base;
     size_t cap;
     if (c->have > SMALL_TAIL) {
@@ -192,7 +302,8 @@ static int conn_read(conn *c)
         if (c->have)
             memcpy(base, c->buf, c->have);
     }
-    ssize_t n = recv(c->fd, base + c->have, cap - c->have, 0);
+    ssize_t n = c->ssl ? lsf_tls_read(c->ssl, base + c->have, cap - c->have)
+                       : recv(c->fd, base + c->have, cap - c->have, 0);
     if (n > 0) {
         size_t total = c->have + (size_t)n;
         t->in.bytes += (uint64_t)n;
@@ -200,6 +311,7 @@ static int conn_read(conn *c)
         c->last_ns = lsf_now_mono_ns();
         size_t used = lsf_frame_feed(&c->fr, base, total, on_record, c);
         keep_tail(c, base, used, total);
+        charge(c);
         return 1;
     }
     if (n == 0) {
@@ -221,8 +333,11 @@ static int conn_read(conn *c)
 
 static void on_conn(void *arg, uint32_t events)
 {
+    conn *c = arg;
     (void)events; /* errors and hang-ups surface through recv */
-    conn_read(arg);
+    /* TLS may hold decrypted bytes the socket no longer signals */
+    while (conn_read(c) > 0 && c->ssl && !c->paused_until && SSL_pending(c->ssl) > 0)
+        ;
 }
 
 static void pause_accept(tcp_ctx *t, int err)
@@ -254,6 +369,14 @@ static void on_accept(void *arg, uint32_t events)
             pause_accept(t, errno); /* EMFILE, ENFILE, ENOBUFS, ENOMEM */
             return;
         }
+        if (!lsf_allow_match(&t->allow, (struct sockaddr *)&ss)) {
+            char a[LSF_ADDR_STRLEN];
+            lsf_addr_format((struct sockaddr *)&ss, a, sizeof(a));
+            lsf_debug("%s: %s is not in allow: closed", t->st->name, a);
+            close(fd);
+            lsf_counter_add(t->c_not_allowed, 1);
+            continue;
+        }
         if (t->nconns >= t->conf->max_connections) {
             close(fd);
             lsf_counter_add(t->c_rejected, 1);
@@ -266,10 +389,19 @@ static void on_accept(void *arg, uint32_t events)
         c->fd = fd;
         c->last_ns = lsf_now_mono_ns();
         c->addr_len = (uint8_t)lsf_addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
+        memcpy(&c->peer, &ss, sizeof(ss));
         lsf_frame_init(&c->fr, t->conf->framing, t->max_bytes, &t->in.fst);
+        if (t->tls)
+            c->ssl = lsf_tls_accept(t->tls, fd);
+        if (t->ml.enabled)
+            lsf_ml_init(&c->ml, &t->ml);
         int rc = lsf_io_add(t->io, fd, EPOLLIN, on_conn, c);
         if (rc < 0) {
             lsf_warn("%s: cannot watch a connection: %s", t->st->name, strerror(-rc));
+            if (c->ssl)
+                SSL_free(c->ssl);
+            if (t->ml.enabled)
+                lsf_ml_deinit(&c->ml);
             close(fd);
             free(c);
             lsf_counter_add(t->c_errors, 1);
@@ -284,10 +416,31 @@ static void on_accept(void *arg, uint32_t events)
     }
 }
 
+/* Resumes connections whose rate pause is over and emits multiline events
+ * whose flush timeout passed. */
+static void sweep_conns(tcp_ctx *t, int64_t now_ns)
+{
+    bool ml = t->ml.enabled && now_ns - t->last_ml_sweep_ns >= 50000000LL;
+    if (!t->npaused && !ml)
+        return;
+    if (ml)
+        t->last_ml_sweep_ns = now_ns;
+    for (conn *c = t->conns; c; c = c->next) {
+        if (c->paused_until && now_ns >= c->paused_until) {
+            c->paused_until = 0;
+            t->npaused--;
+            lsf_io_mod(t->io, c->fd, EPOLLIN, on_conn, c);
+        }
+        if (ml)
+            lsf_ml_tick(&c->ml, now_ns, push_record, c);
+    }
+}
+
 /* After every I/O round: hand over the partial batch, expire idle peers. */
 static void on_tick(void *arg, int64_t now_ns)
 {
     tcp_ctx *t = arg;
+    sweep_conns(t, now_ns);
     lsf_ingest_flush(&t->in);
     if (t->accept_resume_ns && now_ns >= t->accept_resume_ns) {
         t->accept_resume_ns = 0;
@@ -319,6 +472,14 @@ static int tcp_init(lsf_stage *st, lsf_errbuf *err)
     t->lfd = -1;
     t->inited = true;
     t->max_bytes = (size_t)cf->max_message_size;
+    if (lsf_allow_parse(&t->allow, &cf->allow, lsf_key_node(st, "allow"), err) < 0 ||
+        lsf_ml_conf_bind(&t->ml, cf->multiline, cf->max_message_size, err) < 0)
+        return -1;
+    if (cf->tls && !(t->tls = lsf_tls_new(cf->tls, st->name, err)))
+        return -1;
+    if (cf->rate_limit)
+        t->rate = lsf_rate_new((double)cf->rate_limit,
+                               (double)(cf->rate_burst ? cf->rate_burst : cf->rate_limit));
     lsf_ingest_init(&t->in, st);
     t->lfd = lsf_listen_open(cf->listen, SOCK_STREAM, msg, sizeof(msg));
     if (t->lfd < 0)
@@ -335,6 +496,8 @@ static int tcp_init(lsf_stage *st, lsf_errbuf *err)
     t->c_idle_closed = lsf_counter_new(st->name, "connections_idle_closed");
     t->c_rejected = lsf_counter_new(st->name, "connections_rejected");
     t->c_errors = lsf_counter_new(st->name, "errors");
+    t->c_not_allowed = lsf_counter_new(st->name, "connections_not_allowed");
+    t->c_rate_limited = lsf_counter_new(st->name, "rate_limited");
     return 0;
 }
 
@@ -353,7 +516,8 @@ static int tcp_start(lsf_stage *st)
         lsf_err("%s: cannot write port_file %s: %s", st->name, t->conf->port_file, strerror(-rc));
         return -1;
     }
-    lsf_info("%s: listening on %s (TCP port %d)", st->name, t->conf->listen, t->port);
+    lsf_info("%s: listening on %s (%s port %d)", st->name, t->conf->listen, t->tls ? "TLS" : "TCP",
+             t->port);
     return 0;
 }
 
@@ -392,17 +556,33 @@ static void tcp_destroy(lsf_stage *st)
     lsf_ingest_flush(&t->in); /* nothing left to submit: publishes the counters */
     free(t->rbuf);
     t->rbuf = NULL;
+    lsf_tls_free(t->tls);
+    t->tls = NULL;
+    lsf_rate_free(t->rate);
+    t->rate = NULL;
+    lsf_allow_free(&t->allow);
+    lsf_ml_conf_free(&t->ml);
+}
+
+/* SIGHUP: reload the TLS certificates (the running ones stay on error). */
+static void tcp_reopen(lsf_stage *st)
+{
+    tcp_ctx *t = st->ctx;
+    if (t->tls)
+        lsf_tls_reload(t->tls);
 }
 
 const lsf_stage_def lsf_stage_syslog_tcp = {
     .name = "syslog_tcp",
     .kind = LSF_STAGE_INPUT,
-    .help = "Syslog over TCP: newline or RFC 6587 octet-counted framing, many connections.",
+    .help = "Syslog over TCP or TLS (RFC 5425): newline or RFC 6587 octet-counted framing, many "
+            "connections, allow-lists, rate limits, multiline.",
     .keys = tcp_keys,
     .conf_size = sizeof(tcp_conf),
     .ctx_size = sizeof(tcp_ctx),
     .init = tcp_init,
     .start = tcp_start,
     .stop = tcp_stop,
+    .reopen = tcp_reopen,
     .destroy = tcp_destroy,
 };
