@@ -249,8 +249,8 @@ int lsf_tls_handshake(lsf_tls *t, SSL *ssl, const char *peer, bool *want_write)
             return -1;
         }
         lsf_counter_add(t->c_handshakes, 1);
-        lsf_debug("%s: TLS client %s: %s, %s, certificate %s", t->stage, peer, SSL_get_version(ssl),
-                  SSL_get_cipher_name(ssl), who);
+        lsf_info("%s: TLS client %s: %s, %s, peer certificate: %s", t->stage, peer,
+                 SSL_get_version(ssl), SSL_get_cipher_name(ssl), who);
         return 1;
     }
     int e = SSL_get_error(ssl, rc);
