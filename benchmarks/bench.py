@@ -60,7 +60,7 @@ SCENARIOS = [
         "needs logsift's Kafka sink and the project's test broker (Kafka issue); "
         "peers: rsyslog-kafka omkafka, syslog-ng-mod-rdkafka kafka-c()")),
     Scenario("full", "6. full pipeline (logsift only)", pending=(
-        "needs rules, GeoIP, anomaly scoring and Kafka in logsift")),
+        "needs GeoIP, anomaly scoring and Kafka in logsift")),
 ]
 
 # Peer tuning (filled into the config templates). rsyslog: one imptcp poller,
@@ -213,7 +213,9 @@ class Daemon:
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=env, cwd=wd)
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=120):
+        # Generous: logsift compiles 1,000 rules (Hyperscan) for ~8 s on a busy
+        # 2-core machine before it listens; start-up is outside the window.
         t_end = time.monotonic() + timeout
         portfile = os.path.join(self.wd, "port")
         while time.monotonic() < t_end:
@@ -314,11 +316,12 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
                 stable += 1
             sent = blast.poll() is not None
             if stable >= 2 and size > off:
-                # The file is quiet: count what it holds, and remember when it was
-                # last written (the end of the throughput window).
-                mtime_ns = os.stat(out).st_mtime_ns
+                # The file is quiet: count what it holds. Its modification time,
+                # read after counting, is when the last counted line was written
+                # (the end of the throughput window).
                 n, off = count_newlines(out, off)
                 count += n
+                mtime_ns = os.stat(out).st_mtime_ns
                 if count >= expected:
                     break
             if d.proc.poll() is not None:
@@ -405,7 +408,7 @@ def summarize(results, scenarios, systems, pending):
                 "lost": max(r["lost"] for r in rs if "lost" in r),
                 "extra": max(max(0, r["lines_out"] - r["lines_in"]) for r in ok),
                 "matched": ok[0].get("matched"),
-                "lines": ok[0]["lines_in"], "runs": len(ok), "errors": errors}))
+                "lines": ok[0]["lines_in"], "runs": len(ok), "of": len(rs), "errors": errors}))
     return rows
 
 
@@ -442,6 +445,9 @@ def table(rows, scenarios):
             lost = f"{st['lost']:,}" + (f" (+{st['extra']:,} extra)" if st["extra"] else "")
             if st.get("matched") is not None:
                 lost += f"; {st['matched']:,} matched a rule"
+            if st["runs"] < st["of"]:
+                lost += f"; {st['of'] - st['runs']} of {st['of']} runs failed: " + "; ".join(
+                    st["errors"])[:200]
             lines.append(
                 f"| {title} | {system}{note} | {human(st['lps'])} ({human(st['min'])}-"
                 f"{human(st['max'])}) | {st['mbps']:.0f} | {st['cpu']:.2f} | {st['rss']:.0f} "
@@ -544,6 +550,7 @@ def main():
     base = args.tmp or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
     tmp = tempfile.mkdtemp(prefix="logsift-bench-", dir=base)
     t_begin = time.monotonic()
+    at_commit = commit()
     log(f"bench: {runs} run(s), scenarios {','.join(s.key for s in scenarios)},"
         f" systems {','.join(systems)}; work directory {tmp}")
 
@@ -595,7 +602,7 @@ def main():
     inp_desc = ", ".join(f"{v['lines']:,} lines / {v['bytes'] / 1e6:.0f} MB"
                          for v in inputs.values())
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = (f"{stamp}, commit {commit()}, {machine()}; input {inp_desc} "
+    header = (f"{stamp}, commit {at_commit}, {machine()}; input {inp_desc} "
               f"(benchmarks/gen.c, seed 20260303, one TCP connection); median of {runs} run(s)"
               f" (min-max); took {elapsed / 60:.1f} min")
     print()
