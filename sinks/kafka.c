@@ -45,6 +45,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "core/ioloop.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pipeline.h"
@@ -66,7 +67,6 @@ enum { K_EVENTS, K_ALERTS, K_DEAD, NKINDS };
 
 #define RING_CAP 16384
 #define PURGE_MAX_NS (10 * 1000000000LL)
-#define LOG_EVERY_NS (30 * 1000000000LL)
 
 typedef struct kafka_conf {
     lsf_strlist brokers;
@@ -221,12 +221,6 @@ typedef struct kafka_ctx {
         *c_failed, *c_topic_missing, *c_key_missing, *c_spool_full, *c_outages, *c_corrupt;
 } kafka_ctx;
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* Under the lock. */
 static void set_state(kafka_ctx *c, int to)
@@ -283,20 +277,6 @@ static rd_kafka_topic_t *topic_get(kafka_ctx *c, const char *name, size_t len)
 
 /* ---- spool side ----------------------------------------------------------- */
 
-static void log_throttled(kafka_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_throttled(kafka_ctx *c, const char *fmt, ...)
-{
-    int64_t now = mono_ns(), last = atomic_load(&c->last_err_log_ns);
-    if (last && now - last < LOG_EVERY_NS)
-        return;
-    atomic_store(&c->last_err_log_ns, now);
-    char buf[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    lsf_warn("%s: %s", c->st->name, buf);
-}
 
 static void pend_push(kafka_ctx *c, lsf_ack *a)
 {
@@ -319,14 +299,14 @@ static void settle(kafka_ctx *c, bool sync_now)
 {
     int rc = lsf_spool_flush(c->spool);
     if (rc == 0 && c->conf->spool_fsync == LSF_SPOOL_FSYNC_INTERVAL) {
-        int64_t now = mono_ns();
+        int64_t now = lsf_now_mono_ns();
         if (!sync_now && now - c->last_sync_ns < c->conf->fsync_interval_ms * 1000000LL)
             return;
         rc = lsf_spool_sync(c->spool);
         c->last_sync_ns = now;
     }
     if (rc < 0) {
-        log_throttled(c, "writing the spool in %s failed: %s; events wait in memory", c->spool_dir,
+        lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "writing the spool in %s failed: %s; events wait in memory", c->spool_dir,
                       strerror(-rc));
         return;
     }
@@ -413,7 +393,7 @@ static void dead_letter(kafka_ctx *c, const char *topic, const kmsg *m, rd_kafka
                 c->st->name, topic, rd_kafka_err2str(err), c->dl_path, strerror(e));
     } else {
         lsf_counter_add(c->c_dead, 1);
-        log_throttled(c, "a message for %s was refused (%s); written to %s", topic,
+        lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "a message for %s was refused (%s); written to %s", topic,
                       rd_kafka_err2str(err), c->dl_path);
     }
     lsf_ack_release(ack);
@@ -449,7 +429,7 @@ static void go_offline(kafka_ctx *c, const char *reason)
                  c->spool_dir);
         lsf_counter_add(c->c_outages, 1);
         set_state(c, PURGING);
-        c->purge_since_ns = mono_ns();
+        c->purge_since_ns = lsf_now_mono_ns();
     }
     if (c->state == PURGING) {
         rd_kafka_resp_err_t e =
@@ -479,7 +459,7 @@ static bool stalled(kafka_ctx *c, int64_t now)
 static rd_kafka_resp_err_t produce(kafka_ctx *c, const kmsg *m, void *opaque)
 {
     if (atomic_fetch_add(&c->outstanding, 1) == 0)
-        atomic_store(&c->last_progress_ns, mono_ns());
+        atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
     rd_kafka_resp_err_t e = rd_kafka_producev(
         c->rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_VALUE((void *)m->val, m->vlen),
@@ -512,7 +492,7 @@ static void ring_commit(kafka_ctx *c)
     c->resend = c->resend > n ? c->resend - n : 0;
     int rc = lsf_spool_commit(c->spool, end, n);
     if (rc < 0)
-        log_throttled(c, "spool %s: saving the replay position failed: %s", c->spool_dir,
+        lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "spool %s: saving the replay position failed: %s", c->spool_dir,
                       strerror(-rc));
 }
 
@@ -582,7 +562,7 @@ static void replay_step(kafka_ctx *c)
         c->replayed_run++;
     }
     if (rc < 0) {
-        log_throttled(c, "reading the spool %s failed: %s", c->spool_dir, strerror(-rc));
+        lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "reading the spool %s failed: %s", c->spool_dir, strerror(-rc));
         return;
     }
     if (rc == 0 && c->ring_len == 0) {
@@ -604,7 +584,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     uintptr_t op = (uintptr_t)msg->_private;
     unsigned tag = op & TAG_MASK;
     atomic_fetch_sub(&c->outstanding, 1);
-    atomic_store(&c->last_progress_ns, mono_ns());
+    atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
     rd_kafka_resp_err_t err = msg->err;
     if (!err && tag != TAG_REPLAY) {
         lsf_counter_add(tag == TAG_DEAD ? c->c_dead : c->c_delivered, 1);
@@ -647,7 +627,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
             lsf_counter_add(c->c_failed, 1);
             lsf_ack_fail(ack);
             lsf_ack_release(ack);
-            log_throttled(c, "a message for %s was not delivered (%s) and could not be spooled",
+            lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "a message for %s was not delivered (%s) and could not be spooled",
                           topic, rd_kafka_err2str(err));
         }
     }
@@ -672,7 +652,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         atomic_store(&c->all_down, true);
         request_offline(c, reason);
     }
-    log_throttled(c, "%s", reason);
+    lsf_kafka_warn_throttled(&c->last_err_log_ns, c->st->name, "%s", reason);
 }
 
 /* ---- the poll thread ------------------------------------------------------------- */
@@ -689,7 +669,7 @@ static bool probe(kafka_ctx *c)
 
 static void tick(kafka_ctx *c)
 {
-    int64_t now = mono_ns();
+    int64_t now = lsf_now_mono_ns();
     pthread_mutex_lock(&c->lock);
     if (atomic_exchange(&c->want_offline, false))
         go_offline(c, c->offline_reason);
@@ -725,12 +705,12 @@ static void tick(kafka_ctx *c)
             lsf_info("%s: Kafka is reachable; replaying %" PRIu64 " spooled records", c->st->name,
                      s.records + c->ring_len);
             atomic_store(&c->all_down, false);
-            atomic_store(&c->last_progress_ns, mono_ns());
+            atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
             set_state(c, REPLAYING);
             c->replayed_run = 0;
             c->resend = 0;
         } else {
-            c->next_probe_ns = mono_ns() + c->conf->retry_ms * 1000000LL;
+            c->next_probe_ns = lsf_now_mono_ns() + c->conf->retry_ms * 1000000LL;
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -819,7 +799,7 @@ static int send_direct(kafka_ctx *c, lsf_ack *ack, const kmsg *m)
     lsf_ack_release(ack);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         go_offline(c, rd_kafka_err2str(err));
-    } else if (stalled(c, mono_ns())) {
+    } else if (stalled(c, lsf_now_mono_ns())) {
         char why[128];
         snprintf(why, sizeof(why), "librdkafka's queue is full and nothing was confirmed for %" PRId64
                  " ms", c->conf->spool_after_ms);
@@ -1057,8 +1037,8 @@ static int kafka_flush(lsf_stage *st)
         pthread_mutex_lock(&c->lock);
         go_offline(c, "shutting down before every message was confirmed");
         pthread_mutex_unlock(&c->lock);
-        int64_t until = mono_ns() + 5000000000LL;
-        while (atomic_load(&c->outstanding) > 0 && mono_ns() < until)
+        int64_t until = lsf_now_mono_ns() + 5000000000LL;
+        while (atomic_load(&c->outstanding) > 0 && lsf_now_mono_ns() < until)
             rd_kafka_poll(c->rk, 50);
     }
     rd_kafka_poll(c->rk, 0);

@@ -10,10 +10,12 @@
  */
 #include "kafka_conf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ioloop.h"
 #include "core/log.h"
 #include "ingest/listen.h"
 
@@ -188,6 +190,20 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 void lsf_kafka_set_log(rd_kafka_conf_t *conf)
 {
     rd_kafka_conf_set_log_cb(conf, log_cb);
+}
+
+void lsf_kafka_warn_throttled(_Atomic int64_t *last_ns, const char *stage, const char *fmt, ...)
+{
+    int64_t now = lsf_now_mono_ns(), last = atomic_load(last_ns);
+    if (last && now - last < 30 * 1000000000LL)
+        return;
+    atomic_store(last_ns, now);
+    char buf[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    lsf_warn("%s: %s", stage, buf);
 }
 
 /* ---- topic templates ------------------------------------------------------ */

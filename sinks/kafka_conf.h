@@ -13,7 +13,9 @@
 #ifndef LSF_KAFKA_CONF_H
 #define LSF_KAFKA_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -44,6 +46,12 @@ rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const *prop
  * prefixed with the client's name; what operators need to see (brokers
  * down, fatal errors) the stages log themselves from the error callback. */
 void lsf_kafka_set_log(rd_kafka_conf_t *conf);
+
+/* Logs "<stage>: message" at warn level unless this was done less than 30 s
+ * ago (per *last_ns, a monotonic time in ns shared by the caller's
+ * messages); keeps a broker outage from flooding the log. Any thread. */
+void lsf_kafka_warn_throttled(_Atomic int64_t *last_ns, const char *stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- topic templates: "logs-{host.name}" ---- */
 

@@ -802,8 +802,9 @@ int lsf_spool_cmd(int argc, char **argv)
     }
     if (!dir || bad) {
         fprintf(stderr, "usage: logsift spool DIR [--dump]\n"
-                        "  prints what a Kafka sink's spool directory holds; --dump prints every\n"
-                        "  record left (topic, key, message) one per line\n");
+                        "  prints what a Kafka sink's spool directory holds (maybe_sent: records\n"
+                        "  that may have reached Kafka already, so may arrive twice); --dump\n"
+                        "  prints every record left (topic, key, message) one per line\n");
         return 2;
     }
     lsf_spool_opts o = {.dir = dir, .max_bytes = UINT64_MAX, .segment_bytes = UINT64_MAX,
@@ -816,12 +817,16 @@ int lsf_spool_cmd(int argc, char **argv)
     }
     lsf_spool_stats st;
     lsf_spool_get_stats(s, &st);
-    printf("records %" PRIu64 "\nbytes %" PRIu64 "\nsegments %" PRIu64 "\ncorrupt %" PRIu64
-           "\ntorn %" PRIu64 "\n",
-           st.records, st.bytes, st.segments, st.corrupt, st.torn);
+    uint64_t maybe = 0;
+    lsf_spool_pos p = s->head;
+    lsf_spool_rec r;
+    while (lsf_spool_read(s, &p, &r, NULL) > 0)
+        maybe += (r.flags & LSF_SPOOL_F_MAYBE_SENT) != 0;
+    printf("records %" PRIu64 "\nmaybe_sent %" PRIu64 "\nbytes %" PRIu64 "\nsegments %" PRIu64
+           "\ncorrupt %" PRIu64 "\ntorn %" PRIu64 "\n",
+           st.records, maybe, st.bytes, st.segments, st.corrupt, st.torn);
     if (dump) {
-        lsf_spool_pos p = s->head;
-        lsf_spool_rec r;
+        p = s->head;
         while (lsf_spool_read(s, &p, &r, NULL) > 0) {
             print_str(r.topic);
             putchar('\t');
