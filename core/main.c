@@ -217,6 +217,14 @@ static const char *kind_title(enum lsf_stage_kind k)
     return k == LSF_STAGE_INPUT ? "inputs" : k == LSF_STAGE_TRANSFORM ? "transforms" : "sinks";
 }
 
+/* Keys the pipeline reads for every sink, shown with each sink's own. */
+static const lsf_key sink_common_keys[] = {
+    {"codec", LSF_K_ENUM, "json",
+     "json: one JSON event per line; raw: each record as received, one per line.", 0,
+     LSF_CODEC_CHOICES, 0, 0, false},
+    LSF_KEYS_END,
+};
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc < 2) {
@@ -248,8 +256,10 @@ static int cmd_help(int argc, char **argv)
         printf("%s (%s): %s\n\n", d->name, kind_title(d->kind), d->help);
         if (d->keys && d->keys[0].name)
             lsf_keys_print(d->keys, "  ");
-        else
+        else if (d->kind != LSF_STAGE_SINK)
             printf("  (no settings)\n");
+        if (d->kind == LSF_STAGE_SINK)
+            lsf_keys_print(sink_common_keys, "  ");
         printf("\n");
     }
     if (!found) {

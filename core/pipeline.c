@@ -50,7 +50,7 @@ typedef struct worker {
     lsf_pipeline *p;
     int index;
     pthread_t thread;
-    lsf_outbuf out;
+    lsf_outbuf out[2]; /* per codec: JSON lines, raw lines */
 } worker;
 
 typedef struct stage_list {
@@ -62,6 +62,7 @@ struct lsf_pipeline {
     lsf_pipeline_conf conf;
     stage_list inputs, transforms, sinks;
     lsf_stage *parse; /* implicit first transform */
+    bool codec_used[2]; /* some sink wants this enum lsf_codec */
     lsf_io *io;
     int nworkers;
     worker *workers;
@@ -104,13 +105,32 @@ static void list_push(stage_list *l, lsf_stage *st)
     l->v[l->n++] = st;
 }
 
+/* Reads a sink's common `codec` key (json|raw) into *codec. */
+static int sink_codec(const lsf_node *node, int *codec, lsf_errbuf *err)
+{
+    const lsf_node *v = lsf_node_get(node, "codec");
+    if (!v)
+        return 0;
+    if (v->kind == LSF_NODE_SCALAR && strcmp(v->str, "json") == 0)
+        *codec = LSF_CODEC_JSON;
+    else if (v->kind == LSF_NODE_SCALAR && strcmp(v->str, "raw") == 0)
+        *codec = LSF_CODEC_RAW;
+    else
+        return lsf_node_error(err, v, "codec: expected one of %s", LSF_CODEC_CHOICES);
+    return 0;
+}
+
 static lsf_stage *stage_new(lsf_pipeline *p, const lsf_stage_def *def, const lsf_node *node,
                             const char *name, int index, lsf_errbuf *err)
 {
+    int codec = LSF_CODEC_JSON;
+    if (def->kind == LSF_STAGE_SINK && sink_codec(node, &codec, err) < 0)
+        return NULL;
     lsf_stage *st = calloc(1, sizeof(*st));
     if (!st)
         lsf_die("out of memory");
     st->def = def;
+    st->codec = codec;
     st->node = node;
     st->index = index;
     st->pipeline = p;
@@ -130,7 +150,9 @@ static lsf_stage *stage_new(lsf_pipeline *p, const lsf_stage_def *def, const lsf
     }
     if (!st->name)
         lsf_die("out of memory");
-    static const char *const common[] = {"type", "name", NULL};
+    static const char *const stage_common[] = {"type", "name", NULL};
+    static const char *const sink_common[] = {"type", "name", "codec", NULL};
+    const char *const *common = def->kind == LSF_STAGE_SINK ? sink_common : stage_common;
     if (def->keys && lsf_conf_bind(st->conf, def->keys, node, common, err) < 0) {
         lsf_conf_free(st->conf, def->keys);
         free(st->conf);
@@ -139,6 +161,8 @@ static lsf_stage *stage_new(lsf_pipeline *p, const lsf_stage_def *def, const lsf
         free(st);
         return NULL;
     }
+    if (def->kind == LSF_STAGE_SINK)
+        p->codec_used[codec] = true;
     return st;
 }
 
@@ -371,7 +395,7 @@ static void sleep_ms(int ms)
 static int run_stage(lsf_pipeline *p, lsf_stage *st, lsf_batch *b, worker *w)
 {
     for (;;) {
-        int rc = st->def->kind == LSF_STAGE_SINK ? st->def->deliver(st, b, &w->out)
+        int rc = st->def->kind == LSF_STAGE_SINK ? st->def->deliver(st, b, &w->out[st->codec])
                                                   : st->def->process(st, b, w->index);
         if (rc != LSF_AGAIN)
             return rc;
@@ -380,14 +404,14 @@ static int run_stage(lsf_pipeline *p, lsf_stage *st, lsf_batch *b, worker *w)
     }
 }
 
-static void deliver_in_order(lsf_pipeline *p, worker *w, lsf_batch *b)
+static void deliver_in_order(lsf_pipeline *p, worker *w, lsf_batch *b, uint32_t nlines)
 {
     pthread_mutex_lock(&p->deliver_lock);
     while (p->next_deliver_seq != b->seq)
         pthread_cond_wait(&p->deliver_cond, &p->deliver_lock);
     pthread_mutex_unlock(&p->deliver_lock);
 
-    if (w->out.nlines) {
+    if (nlines) {
         for (int i = 0; i < p->sinks.n; i++)
             if (run_stage(p, p->sinks.v[i], b, w) == LSF_ERR) {
                 lsf_counter_add(p->c_sink_errors, 1);
@@ -403,15 +427,21 @@ static void deliver_in_order(lsf_pipeline *p, worker *w, lsf_batch *b)
 
 static void process_batch(lsf_pipeline *p, worker *w, lsf_batch *b)
 {
-    run_stage(p, p->parse, b, w);
+    /* Raw lines straight to raw sinks need no parsing. */
+    if (p->codec_used[LSF_CODEC_JSON] || p->transforms.n)
+        run_stage(p, p->parse, b, w);
     for (int i = 0; i < p->transforms.n; i++)
         if (run_stage(p, p->transforms.v[i], b, w) == LSF_ERR)
             lsf_warn("%s: failed on a batch; events continue unchanged", p->transforms.v[i]->name);
-    lsf_json_write_batch(&w->out, b);
-    lsf_counter_add(p->c_events_out, w->out.nlines);
-    lsf_counter_add(p->c_dropped, b->n - w->out.nlines);
+    if (p->codec_used[LSF_CODEC_JSON])
+        lsf_json_write_batch(&w->out[LSF_CODEC_JSON], b);
+    if (p->codec_used[LSF_CODEC_RAW])
+        lsf_raw_write_batch(&w->out[LSF_CODEC_RAW], b);
+    uint32_t nlines = w->out[p->codec_used[LSF_CODEC_JSON] ? LSF_CODEC_JSON : LSF_CODEC_RAW].nlines;
+    lsf_counter_add(p->c_events_out, nlines);
+    lsf_counter_add(p->c_dropped, b->n - nlines);
     lsf_counter_add(p->c_batches, 1);
-    deliver_in_order(p, w, b);
+    deliver_in_order(p, w, b, nlines);
 }
 
 static void *worker_main(void *arg)
@@ -446,7 +476,8 @@ int lsf_pipeline_start(lsf_pipeline *p, lsf_errbuf *err)
         worker *w = &p->workers[i];
         w->p = p;
         w->index = i;
-        lsf_outbuf_init(&w->out);
+        lsf_outbuf_init(&w->out[0]);
+        lsf_outbuf_init(&w->out[1]);
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc) {
             snprintf(err->msg, sizeof(err->msg), "cannot start worker thread: %s", strerror(rc));
@@ -558,7 +589,10 @@ void lsf_pipeline_free(lsf_pipeline *p)
     free_list(&p->sinks);
     stage_free(p->parse);
     for (int i = 0; p->workers && i < p->nworkers; i++)
-        lsf_outbuf_deinit(&p->workers[i].out);
+    {
+        lsf_outbuf_deinit(&p->workers[i].out[0]);
+        lsf_outbuf_deinit(&p->workers[i].out[1]);
+    }
     free(p->workers);
     while (p->pool) {
         lsf_batch *n = p->pool->next;

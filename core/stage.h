@@ -24,6 +24,12 @@
 
 enum lsf_stage_kind { LSF_STAGE_INPUT, LSF_STAGE_TRANSFORM, LSF_STAGE_SINK };
 
+/* What a sink's deliver receives (the common sink key `codec`): the JSON
+ * event lines, or each record's raw bytes as one line. The pipeline encodes
+ * each codec some sink asks for once per batch. */
+enum lsf_codec { LSF_CODEC_JSON = 0, LSF_CODEC_RAW };
+#define LSF_CODEC_CHOICES "json|raw"
+
 /* Results of process/deliver. */
 enum { LSF_OK = 0, LSF_AGAIN = 1, LSF_ERR = -1 };
 
@@ -64,6 +70,7 @@ struct lsf_stage {
     const lsf_node *node; /* config node, for error positions */
     char *name;           /* `name:` from config, or "<type>#<index>" */
     int index;            /* position in its list; for inputs: event.input */
+    int codec;            /* sinks: enum lsf_codec, from the `codec` key */
     lsf_pipeline *pipeline;
 };
 

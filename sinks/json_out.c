@@ -985,9 +985,9 @@ void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
     free(heap);
 }
 
-void lsf_json_write_batch(lsf_outbuf *o, const lsf_batch *b)
+/* Makes room for the line offsets of every event of b. */
+static void reserve_lines(lsf_outbuf *o, const lsf_batch *b)
 {
-    lsf_outbuf_reset(o);
     if (o->cap_lines < b->n + 1) {
         uint32_t cap = o->cap_lines ? o->cap_lines : 64;
         while (cap < b->n + 1)
@@ -999,13 +999,44 @@ void lsf_json_write_batch(lsf_outbuf *o, const lsf_batch *b)
         o->cap_lines = cap;
     }
     o->line_off[0] = 0;
+}
+
+static void end_line(lsf_outbuf *o)
+{
+    if (o->len > UINT32_MAX)
+        lsf_die("batch output larger than 4 GiB");
+    o->line_off[++o->nlines] = (uint32_t)o->len;
+}
+
+void lsf_json_write_batch(lsf_outbuf *o, const lsf_batch *b)
+{
+    lsf_outbuf_reset(o);
+    reserve_lines(o, b);
     for (uint32_t i = 0; i < b->n; i++) {
         const lsf_event *ev = &b->events[i];
         if (ev->flags & LSF_EV_DROPPED)
             continue;
         lsf_json_write_event(o, ev);
-        if (o->len > UINT32_MAX)
-            lsf_die("batch output larger than 4 GiB");
-        o->line_off[++o->nlines] = (uint32_t)o->len;
+        end_line(o);
+    }
+}
+
+void lsf_raw_write_batch(lsf_outbuf *o, const lsf_batch *b)
+{
+    lsf_outbuf_reset(o);
+    reserve_lines(o, b);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const lsf_event *ev = &b->events[i];
+        if (ev->flags & LSF_EV_DROPPED)
+            continue;
+        lsf_outbuf_reserve(o, (size_t)ev->raw.len + 1);
+        char *dst = o->buf + o->len;
+        for (uint32_t k = 0; k < ev->raw.len; k++) {
+            char c = ev->raw.ptr[k];
+            dst[k] = (c == '\n' || c == '\r') ? ' ' : c;
+        }
+        dst[ev->raw.len] = '\n';
+        o->len += (size_t)ev->raw.len + 1;
+        end_line(o);
     }
 }

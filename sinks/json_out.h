@@ -27,6 +27,11 @@ void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev);
  * recording line offsets. */
 void lsf_json_write_batch(lsf_outbuf *o, const lsf_batch *b);
 
+/* Resets `o` and writes the raw record of every event not flagged
+ * LSF_EV_DROPPED as one line (line breaks inside a record become spaces),
+ * recording line offsets: the `raw` codec. */
+void lsf_raw_write_batch(lsf_outbuf *o, const lsf_batch *b);
+
 /* Formats ns since the epoch as RFC 3339 UTC with microseconds
  * ("2026-03-03T10:00:01.000000Z") into buf (>= 32 bytes); returns length. */
 size_t lsf_format_rfc3339_utc(int64_t ns, char *buf);
