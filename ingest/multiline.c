@@ -138,6 +138,8 @@ static bool indent_continues(lsf_ml *m, const char *s, size_t n)
 {
     bool indented = n && (s[0] == ' ' || s[0] == '\t');
     bool cont;
+    if (n == 0)
+        return true; /* the blank lines inside a trace (Python's chained exceptions) */
     if (indented) {
         cont = true;
     } else if (has_prefix(s, n, "Traceback (most recent call last):")) {
@@ -197,7 +199,8 @@ static void append(lsf_ml *m, const char *s, size_t n)
     }
     if (sep)
         m->buf[m->len++] = '\n';
-    memcpy(m->buf + m->len, s, n);
+    if (n)
+        memcpy(m->buf + m->len, s, n);
     m->len += n;
 }
 
@@ -205,6 +208,8 @@ void lsf_ml_line(lsf_ml *m, const char *line, size_t len, int truncated, uint64_
                  int64_t now_mono_ns, lsf_ml_emit emit, void *arg)
 {
     bool cont;
+    if (len == 0 && !m->nlines)
+        return; /* an empty line does not begin an event */
     if (m->c->mode == LSF_ML_START)
         cont = !matches(m, m->c->start_re, line, len);
     else

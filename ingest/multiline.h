@@ -11,10 +11,11 @@
  *            inside a trace: "Caused by: ...", "... N more",
  *            "Traceback (most recent call last):", Python's "During handling
  *            of the above exception ..." / "The above exception was the
- *            direct cause ..." (with the empty line around them), and the
+ *            direct cause ...", empty lines (inputs that pass them on), the
  *            first unindented line after a traceback's frames (the
  *            "ValueError: ..." that ends it); `continue_pattern` adds more.
- * An event is emitted when the next one starts, when it reaches max_lines
+ * An empty line never begins an event. An event is emitted when the next
+ * one starts, when it reaches max_lines
  * (the rest continues as a new event) or max_bytes (truncated, flagged, the
  * rest of its lines skipped), and when no line came for `flush_timeout`
  * (lsf_ml_tick), so the last event of a quiet source is not held back.

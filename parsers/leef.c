@@ -25,6 +25,16 @@ static int hexval(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* An attribute name: printable ASCII without spaces (anything else is not
+ * an attribute, and is left in the message only). */
+static bool key_ok(const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)k[i] <= 32 || (unsigned char)k[i] >= 127)
+            return false;
+    return true;
+}
+
 /* LEEF 2.0's delimiter field: "^", "x5E", "0x5E". -1 if not one. */
 static int delimiter(lsf_str d)
 {
@@ -87,7 +97,7 @@ int lsf_parse_leef(lsf_batch *b, lsf_event *ev, const lsf_parse_opts *opts)
         const char *end = memchr(p + i, delim, n - i);
         size_t e = end ? (size_t)(end - p) : n;
         const char *eq = memchr(p + i, '=', e - i);
-        if (eq && eq > p + i) {
+        if (eq && eq > p + i && key_ok(p + i, (size_t)(eq - (p + i)))) {
             lsf_str key = lsf_str_make(p + i, (size_t)(eq - (p + i)));
             lsf_str v = lsf_str_make(eq + 1, e - (size_t)(eq + 1 - p));
             if (lsf_str_eq_cstr(key, "sev") && v.len == 1 && v.ptr[0] >= '0' && v.ptr[0] <= '9')

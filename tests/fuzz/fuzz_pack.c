@@ -31,7 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lsf_errbuf err = {{0}};
     lsf_ruleset *rs = lsf_ruleset_load(paths, 1, &opts, &err);
     if (rs) {
-        lsf_ruleset_run_tests(rs, NULL, false, NULL);
+        lsf_rules_test_result res;
+        memset(&res, 0, sizeof(res));
+        lsf_ruleset_run_tests(rs, NULL, false, &res);
         lsf_ruleset_unref(rs);
     } else if (!err.msg[0]) {
         abort(); /* failed without saying why */

@@ -181,6 +181,24 @@ static void prefixes(void **state)
     }
 }
 
+/* fuzz_leef: an attribute name with NUL bytes became a field name the JSON
+ * reader refused; names must be printable ASCII, other attributes are left
+ * in the message. */
+static void fuzz_leef_nul_key(void **state)
+{
+    (void)state;
+    static const char rec[] = "LEEF:1.0|V|P|1|7|src=1.1.1.1\tdst\0\0=2.2.2.2\tok=1";
+    lsf_batch_reset(b);
+    lsf_event *ev = lsf_batch_push_record(b, rec, sizeof(rec) - 1, 1);
+    lsf_parse_opts o = {.format = LSF_FMT_NONE, .tz_mode = LSF_TZ_UTC};
+    lsf_parse_event(b, ev, &o);
+    assert_int_equal(ev->format, LSF_FMT_LEEF);
+    want_str(ev, "source.ip", "1.1.1.1");
+    want_str(ev, "leef.ok", "1");
+    for (uint16_t i = 0; i < ev->nfields; i++)
+        assert_null(memchr(ev->fields[i].name.ptr, 0, ev->fields[i].name.len));
+}
+
 int main(void)
 {
     b = lsf_batch_new(4);
@@ -188,6 +206,7 @@ int main(void)
         cmocka_unit_test(cef_plain),   cmocka_unit_test(cef_escapes_and_msg),
         cmocka_unit_test(cef_in_syslog), cmocka_unit_test(cef_not_cef),
         cmocka_unit_test(leef_1_and_2), cmocka_unit_test(prefixes),
+        cmocka_unit_test(fuzz_leef_nul_key),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     lsf_batch_free(b);
