@@ -19,6 +19,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <librelp.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +276,32 @@ static int relp_start(lsf_stage *st)
     return 0;
 }
 
+/* Connects to the listener and closes at once. */
+static void poke(relp_ctx *r)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char msg[256];
+    if (lsf_addr_parse(r->conf->listen, SOCK_STREAM, &ss, &sl, msg, sizeof(msg)) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sin->sin_port = htons((uint16_t)r->port);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+            sin6->sin6_addr = in6addr_loopback;
+        sin6->sin6_port = htons((uint16_t)r->port);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    connect(fd, (struct sockaddr *)&ss, sl);
+    close(fd);
+}
+
 /* Stops the engine: a message being handled is finished (its ack comes
  * while the workers still run) and answered; the rest of a sender's window
  * stays unanswered and is resent after a restart. */
@@ -282,7 +311,20 @@ static void relp_stop(lsf_stage *st)
     if (!r->running)
         return;
     relpEngineSetStop(r->eng);
-    pthread_join(r->thread, NULL);
+    /* librelp's loop waits in epoll without a timeout and is not woken by
+     * the stop flag: a connection to its own port wakes it. */
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        poke(r);
+        if (pthread_timedjoin_np(r->thread, NULL, &ts) == 0)
+            break;
+    }
     r->running = false;
 }
 
