@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "parsers/parse.h"
 #include "sinks/json_out.h"
+#include "ingest/privdrop.h"
 
 const lsf_key lsf_pipeline_keys[] = {
     {"workers", LSF_K_INT, "0", "Worker threads for parsing and transforms; 0 means one per core.",
@@ -40,6 +41,11 @@ const lsf_key lsf_pipeline_keys[] = {
      offsetof(lsf_pipeline_conf, log_level), "error|warn|info|debug", 0, 0, false},
     {"state_dir", LSF_K_STR, ".", "Directory for state files (checkpoints, spool, snapshots).",
      offsetof(lsf_pipeline_conf, state_dir), NULL, 0, 0, false},
+    {"user", LSF_K_STR, NULL,
+     "After binding ports and opening files, run as this user (name or uid); needs root.",
+     offsetof(lsf_pipeline_conf, user), NULL, 0, 0, false},
+    {"group", LSF_K_STR, NULL, "Group to run as with `user` (default: the user's own group).",
+     offsetof(lsf_pipeline_conf, group), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
 
@@ -240,6 +246,8 @@ lsf_pipeline *lsf_pipeline_new(const lsf_node *root, lsf_errbuf *err)
     }
     if (lsf_conf_bind(&p->conf, lsf_pipeline_keys, root, section_keys, err) < 0)
         goto fail;
+    if (lsf_privdrop_check(root, p->conf.user, p->conf.group, err) < 0)
+        goto fail;
     lsf_log_threshold = p->conf.log_level;
 
     const lsf_stage_def *parse_def = lsf_stage_find("parse");
@@ -302,7 +310,9 @@ int lsf_pipeline_init(lsf_pipeline *p, lsf_errbuf *err)
         b->next = p->pool;
         p->pool = b;
     }
-    return 0;
+    /* Every port is bound and every file open: drop privileges before any
+     * input starts (user:/group:, ingest/privdrop.c). */
+    return lsf_privdrop(p->conf.user, p->conf.group, err);
 }
 
 /* ---- inputs' side ------------------------------------------------------ */

@@ -26,6 +26,7 @@ typedef struct lsf_pipeline_conf {
     int64_t queue_batches; /* batches in flight between inputs and workers */
     int log_level;
     char *state_dir;       /* where stages keep state (checkpoints, spool) */
+    char *user, *group;    /* run as these after init (ingest/privdrop.c); NULL: stay */
 } lsf_pipeline_conf;
 
 extern const lsf_key lsf_pipeline_keys[];
