@@ -47,7 +47,7 @@ check "outage: events were spooled while the brokers were away" test "${spooled:
 check "outage: the brokers came back" broker_up
 wait "$SEND_PID" || not_ok "sendlines: $(tail -n 1 "$T/send.out")"
 wait_topic logs "$N" 90
-wait_until 20 test "$(spool_stat "$SPOOL" records)" = 0
+wait_until 20 spool_empty "$SPOOL"
 topic_dump logs "$T/logs.json"
 check "outage: all $N events arrived, each once, in order per connection" ids "$T/logs.json" out "$N" $CONNS
 check "outage: the spool is empty afterwards" test "$(spool_stat "$SPOOL" records)" = 0

@@ -5,10 +5,12 @@
 #   broker_start [ARGS...]      start tests/tools/kafka_broker (ARGS: --topic NAME:P ...);
 #                               sets BROKER_PID and BOOT (its bootstrap list)
 #   broker_down / broker_up     every broker goes away / comes back (SIGUSR1 / SIGUSR2)
+#   broker_ctl COMMAND...       runs control-file commands (see kafka_broker.c), waits for them
 #   topic_dump TOPIC FILE       every message of TOPIC (one per line) into FILE, via kcat
 #   topic_count TOPIC           number of messages in TOPIC (sum of partition end offsets)
 #   wait_topic TOPIC N [SECS]   until TOPIC holds at least N messages
 #   spool_stat DIR KEY          a number from `logsift spool DIR` (records, maybe_sent, ...)
+#   spool_empty DIR             the spool holds no record (for wait_until)
 #   ids FILE PREFIX N CONNS [--allow-dups]
 #                               checks that the messages "PREFIX conn=C seq=S" of FILE
 #                               (JSON events) are exactly sendlines' N lines over CONNS
@@ -52,6 +54,12 @@ broker_up() {
     wait_until 5 broker_logged 'all brokers up' "$n"
 }
 
+broker_ctl() {
+    rm -f "$T/broker.ctl.done"
+    printf '%s\n' "$@" >"$T/broker.ctl.tmp" && mv "$T/broker.ctl.tmp" "$T/broker.ctl"
+    wait_until 5 test -e "$T/broker.ctl.done"
+}
+
 topic_dump() {
     timeout 120 "$KCAT" -b "$BOOT" -C -t "$1" -e -q -f '%s\n' >"$2" 2>"$T/kcat.err"
 }
@@ -76,6 +84,8 @@ wait_topic() {
 spool_stat() {
     "$LOGSIFT" spool "$1" 2>/dev/null | awk -v k="$2" '$1 == k { print $2 }'
 }
+
+spool_empty() { [ "$(spool_stat "$1" records)" = 0 ]; }
 
 ids() {
     python3 - "$@" <<'EOF'
