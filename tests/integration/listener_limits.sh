@@ -1,8 +1,9 @@
 # listener_limits.sh - per-listener limits, each counted when it acts: TCP and
 # UDP allow-lists of source networks, the TCP rate limit per source address
 # (the sender is paused, nothing is lost), the UDP rate limit (datagrams over
-# it are dropped and counted), and the unix_dgram input standing in for
-# /dev/log (logger -u).
+# it are dropped and counted), the unix_dgram input standing in for
+# /dev/log (logger -u), and multiline on a TCP connection (closed, and held
+# open until the flush timeout).
 . "$(dirname "$0")/lib.sh"
 need_sendlines
 lsf_start lim <<EOF || finish
@@ -35,6 +36,13 @@ inputs:
     port_file: $T/udp_rate.port
     rate_limit: 50
     rate_burst: 100
+  - type: syslog_tcp
+    name: tcp_ml
+    listen: "127.0.0.1:0"
+    port_file: $T/tcp_ml.port
+    framing: newline
+    format: raw
+    multiline: {mode: indent, flush_timeout: 300ms}
   - type: unix_dgram
     name: devlog
     path: $T/log.sock
@@ -70,6 +78,20 @@ settle "$out"
 udp_got=$(ev count "$out" 'message~=udprate conn=')
 note "udp: $udp_got of 400 datagrams passed the 50/s limit with a burst of 100"
 check "udp rate limit: about the burst passed" test "$udp_got" -ge 100 -a "$udp_got" -le 150
+# multiline per TCP connection: a Java trace is one event, the connection's close
+# emits the last one; on a connection held open the flush timeout does
+printf '%s\n' 'Exception in thread "main" java.lang.RuntimeException: tcp trace' \
+    '	at a.B.c(B.java:1)' 'Caused by: java.io.IOException: x' '	... 1 more' 'after the trace' |
+    send_tcp "$(port "$T/tcp_ml.port")"
+wait_until 10 has_events 1 "$out" 'message=after the trace'
+expect_event "tcp multiline: the Java trace over TCP is one event" "$out" 'message^=Exception in thread' -- \
+    'message~=Caused by: java.io.IOException: x' 'message~/... 1 more$'
+exec 7<>"/dev/tcp/127.0.0.1/$(port "$T/tcp_ml.port")"
+printf 'held open\n  continued\n' >&7
+wait_until 10 has_events 1 "$out" 'message^=held open'
+check "tcp multiline: the flush timeout emits the last event of an open connection" \
+    has_events 1 "$out" 'message^=held open' 'message~=  continued'
+exec 7>&-
 check "no event from denied sources" test "$(ev count "$out" 'message~=denied')" = 0
 
 lsf_stop lim
