@@ -196,6 +196,38 @@ static const libpat stdlib[] = {
     {"HTTPVERSION", "HTTP/[0-9](?:\\.[0-9])?"},
 };
 
+/* Prefilter stand-ins: supersets of the heavy library patterns (every text
+ * the real body matches, these match too), so the Hyperscan databases stay
+ * small and quick to build; PCRE2 still confirms with the real body. */
+static const libpat stdlib_prefilter[] = {
+    {"IPV4", "[0-9.]+"},
+    {"IPV6", "[0-9A-Fa-f.]*:[0-9A-Za-z:.%_-]*"},
+    {"IP", "[0-9A-Za-z:.%_-]+"},
+    {"HOSTNAME", "[0-9A-Za-z_.-]+"},
+    {"IPORHOST", "[0-9A-Za-z:.%_-]+"},
+    {"HOSTPORT", "[0-9A-Za-z:.%_-]+"},
+    {"URIHOST", "[0-9A-Za-z:.%_-]+"},
+    {"MAC", "[0-9A-Fa-f:.-]+"},
+    {"UUID", "[0-9A-Fa-f-]+"},
+    {"EMAILLOCALPART", "[^\\s@]+"},
+    {"EMAIL", "[^\\s@]+@[0-9A-Za-z_.-]+"},
+    {"EMAILADDRESS", "[^\\s@]+@[0-9A-Za-z_.-]+"},
+    {"URIPATH", "/\\S*"},
+    {"URIPATHPARAM", "/\\S*"},
+    {"URI", "[A-Za-z][A-Za-z0-9+.-]*://\\S*"},
+    {"TIMESTAMP_ISO8601", "[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}[0-9:.,+Z-]*"},
+    {"MONTH", "[A-S][a-z]{2,8}"},
+    {"DAY", "[FMSTW][a-z]{2,8}"},
+};
+
+static const char *stdlib_lookup(const libpat *t, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(t[i].name) == len && memcmp(t[i].name, name, len) == 0)
+            return t[i].body;
+    return NULL;
+}
+
 const char *const lsf_stdlib_names[] = {
     "INT", "POSINT", "NONNEGINT", "NUMBER", "BASE16NUM", "WORD", "NOTSPACE", "SPACE", "DATA",
     "GREEDYDATA", "QUOTEDSTRING", "UUID", "LOGLEVEL", "IPV4", "IPV6", "IP", "HOSTNAME",
@@ -207,32 +239,52 @@ const char *const lsf_stdlib_names[] = {
 
 const char *lsf_stdlib_pattern(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof(stdlib) / sizeof(stdlib[0]); i++)
-        if (strlen(stdlib[i].name) == len && memcmp(stdlib[i].name, name, len) == 0)
-            return stdlib[i].body;
-    return NULL;
+    return stdlib_lookup(stdlib, sizeof(stdlib) / sizeof(stdlib[0]), name, len);
+}
+
+const char *lsf_stdlib_prefilter_pattern(const char *name, size_t len)
+{
+    const char *b = stdlib_lookup(stdlib_prefilter, sizeof(stdlib_prefilter) /
+                                                        sizeof(stdlib_prefilter[0]), name, len);
+    return b ? b : lsf_stdlib_pattern(name, len);
 }
 
 /* ---- tokenising helpers ------------------------------------------------------ */
 
-/* Length of the escape at p ("\x", "\x{..}", "\Q..\E" handled by callers). */
-static size_t escape_len(const char *p)
+size_t lsf_re_escape_len(const char *p)
 {
     if (!p[1])
         return 1;
-    if ((p[1] == 'x' || p[1] == 'o' || p[1] == 'N' || p[1] == 'p' || p[1] == 'P' ||
-         p[1] == 'g' || p[1] == 'k') &&
+    char c = p[1];
+    if ((c == 'x' || c == 'o' || c == 'N' || c == 'p' || c == 'P' || c == 'g' || c == 'k') &&
         p[2] == '{') {
         const char *e = strchr(p + 2, '}');
         return e ? (size_t)(e - p) + 1 : strlen(p);
     }
-    if ((p[1] == 'p' || p[1] == 'P') && p[2])
-        return 3;
-    return 2;
+    if ((c == 'g' || c == 'k') && (p[2] == '<' || p[2] == '\'')) { /* \g<n> \k<n> \k'n' */
+        const char *e = strchr(p + 3, p[2] == '<' ? '>' : '\'');
+        return e ? (size_t)(e - p) + 1 : strlen(p);
+    }
+    size_t n = 2;
+    if (c == 'x') { /* \xHH: up to two hex digits */
+        while (n < 4 && isxdigit((unsigned char)p[n]))
+            n++;
+    } else if (c == 'c' && p[2]) { /* \cX */
+        n = 3;
+    } else if (c == 'g' && (p[2] == '-' || p[2] == '+' || isdigit((unsigned char)p[2]))) {
+        n = 3;
+        while (isdigit((unsigned char)p[n]))
+            n++;
+    } else if (isdigit((unsigned char)c)) { /* \0oo octal, \N back-reference */
+        while (n < 4 && isdigit((unsigned char)p[n]))
+            n++;
+    } else if ((c == 'p' || c == 'P') && p[2]) {
+        n = 3;
+    }
+    return n;
 }
 
-/* Length of the character class starting at p ('['). */
-static size_t class_len(const char *p)
+size_t lsf_re_class_len(const char *p)
 {
     const char *q = p + 1;
     if (*q == '^')
@@ -241,7 +293,7 @@ static size_t class_len(const char *p)
         q++;
     while (*q && *q != ']') {
         if (*q == '\\' && q[1])
-            q += escape_len(q);
+            q += lsf_re_escape_len(q);
         else if (q[0] == '[' && q[1] == ':') {
             const char *e = strstr(q + 2, ":]");
             q = e ? e + 2 : q + 1;
@@ -251,18 +303,16 @@ static size_t class_len(const char *p)
     return *q ? (size_t)(q - p) + 1 : (size_t)(q - p);
 }
 
-/* Length of a "literal" token that the scanners copy through unchanged: an
- * escape, \Q..\E, a class, a (?#...) comment. 0 when p starts none. */
-static size_t opaque_len(const char *p)
+size_t lsf_re_opaque_len(const char *p)
 {
     if (p[0] == '\\' && p[1] == 'Q') {
         const char *e = strstr(p + 2, "\\E");
         return e ? (size_t)(e - p) + 2 : strlen(p);
     }
     if (p[0] == '\\')
-        return escape_len(p);
+        return lsf_re_escape_len(p);
     if (p[0] == '[')
-        return class_len(p);
+        return lsf_re_class_len(p);
     if (p[0] == '(' && p[1] == '?' && p[2] == '#') {
         const char *e = strchr(p, ')');
         return e ? (size_t)(e - p) + 1 : strlen(p);
@@ -295,6 +345,7 @@ typedef struct expand_ctx {
     const lsf_node *at;
     lsf_errbuf *err;
     lsf_posmap *map; /* top level only */
+    bool prefilter;  /* library names expand to their prefilter stand-ins */
     const char *stack[MAX_EXPAND_DEPTH]; /* pattern bodies being expanded */
     int depth;
 } expand_ctx;
@@ -328,7 +379,7 @@ static const char *resolve(expand_ctx *x, const char *name, size_t len, const ls
         }
     }
     *owner = NULL;
-    return lsf_stdlib_pattern(name, len);
+    return x->prefilter ? lsf_stdlib_prefilter_pattern(name, len) : lsf_stdlib_pattern(name, len);
 }
 
 /* Expands one %{...} at p (p points at '%'); returns bytes consumed or -1. */
@@ -406,7 +457,7 @@ static int expand(expand_ctx *x, const char *src, const lsf_pack *pk, lsf_sbuf *
     lsf_posmap *map = x->depth == 0 ? x->map : NULL;
     const char *p = src;
     while (*p) {
-        size_t n = opaque_len(p);
+        size_t n = lsf_re_opaque_len(p);
         if (n) {
             lsf_sbuf_add(out, p, n);
             pm_fill(map, out->len, (size_t)(p - src), true);
@@ -432,6 +483,13 @@ int lsf_pattern_expand(const char *src, const lsf_pack *pk, const lsf_pack *pack
                        lsf_sbuf *out, lsf_posmap *map, const lsf_node *at, lsf_errbuf *err)
 {
     expand_ctx x = {.packs = packs, .npacks = npacks, .at = at, .err = err, .map = map};
+    return expand(&x, src, pk, out);
+}
+
+int lsf_pattern_expand_prefilter(const char *src, const lsf_pack *pk, const lsf_pack *packs,
+                                 size_t npacks, lsf_sbuf *out, lsf_errbuf *err)
+{
+    expand_ctx x = {.packs = packs, .npacks = npacks, .err = err, .prefilter = true};
     return expand(&x, src, pk, out);
 }
 
@@ -525,7 +583,7 @@ int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_posmap *map,
     uint32_t n = 0, cap = 0;
     /* pass 1: the groups, in order */
     for (const char *p = src; *p;) {
-        size_t o = opaque_len(p);
+        size_t o = lsf_re_opaque_len(p);
         if (o) {
             p += o;
             continue;
@@ -554,7 +612,7 @@ int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_posmap *map,
     /* pass 2: rewrite; the k-th group opening here is the k-th of pass 1 */
     uint32_t idx = 0;
     for (const char *p = src; *p;) {
-        size_t o = opaque_len(p);
+        size_t o = lsf_re_opaque_len(p);
         const char *name;
         char close;
         size_t g;
@@ -599,155 +657,5 @@ bad_group:
     lsf_node_error(err, at, "unterminated group name in pattern");
 fail:
     lsf_group_names_free(v, n);
-    return -1;
-}
-
-/* ---- nested-quantifier lint ---------------------------------------------------
- * A group repeated without bound whose body holds an unbounded repeat and
- * nothing else that must match in each iteration (every other item is
- * optional), or holds ".*" / ".+", lets the engine split one run of input
- * between the two repeats in exponentially many ways: (a+)+, (\w+\s?)*,
- * (.*,)+ . Possessive quantifiers and atomic groups are exempt. A heuristic:
- * it misses overlaps hidden in alternations and may flag a safe pattern. */
-
-typedef struct lint_group {
-    long start;          /* offset of '(' */
-    bool atomic;
-    bool has_unbounded;  /* an unbounded repeat in the current branch or a nested group */
-    bool has_required;   /* an item matched exactly at least once, not the repeat */
-    bool has_dot_repeat; /* .* or .+ */
-    bool risky;          /* a finished branch was risky */
-} lint_group;
-
-/* Reads the quantifier at p; returns its length, *unbounded and *optional. */
-static size_t quantifier(const char *p, bool *unbounded, bool *optional, bool *possessive)
-{
-    size_t n = 0;
-    *unbounded = *optional = *possessive = false;
-    if (*p == '*') {
-        *unbounded = *optional = true;
-        n = 1;
-    } else if (*p == '+') {
-        *unbounded = true;
-        n = 1;
-    } else if (*p == '?') {
-        *optional = true;
-        n = 1;
-    } else if (*p == '{') {
-        const char *q = p + 1;
-        long lo = 0;
-        bool digits = false;
-        while (isdigit((unsigned char)*q)) {
-            lo = lo * 10 + (*q - '0');
-            q++;
-            digits = true;
-        }
-        if (!digits)
-            return 0;
-        if (*q == '}') {
-            n = (size_t)(q - p) + 1;
-        } else if (*q == ',') {
-            q++;
-            bool hi = false;
-            while (isdigit((unsigned char)*q)) {
-                q++;
-                hi = true;
-            }
-            if (*q != '}')
-                return 0;
-            *unbounded = !hi;
-            n = (size_t)(q - p) + 1;
-        } else {
-            return 0;
-        }
-        *optional = lo == 0;
-    } else {
-        return 0;
-    }
-    if (p[n] == '+')
-        *possessive = true;
-    if (p[n] == '+' || p[n] == '?')
-        n++;
-    return n;
-}
-
-static bool branch_risky(const lint_group *g)
-{
-    return g->has_dot_repeat || (g->has_unbounded && !g->has_required);
-}
-
-long lsf_pattern_nested_quantifier(const char *src)
-{
-    lint_group st[64];
-    int depth = 0;
-    st[0] = (lint_group){.start = -1};
-    const char *p = src;
-    while (*p) {
-        /* one item: a group open/close, or an atom followed by a quantifier */
-        if (*p == '(' && !(p[1] == '?' && p[2] == '#')) {
-            if (depth == 63)
-                return -1;
-            bool atomic = p[1] == '?' && p[2] == '>';
-            st[++depth] = (lint_group){.start = p - src, .atomic = atomic};
-            p++;
-            if (*p == '?') { /* skip what says which kind of group it is */
-                p++;
-                if (strchr("=!>|", *p) && *p) {
-                    p++;
-                } else if (*p == '<' && (p[1] == '=' || p[1] == '!')) {
-                    p += 2;
-                } else if (*p == '<' || *p == '\'' || (*p == 'P' && p[1] == '<')) {
-                    const char *e = strpbrk(p + 1 + (*p == 'P'), ">'");
-                    p = e ? e + 1 : p + 1;
-                } else { /* options: (?i) (?i: (?-s: */
-                    while (*p && (isalpha((unsigned char)*p) || *p == '-' || *p == '^'))
-                        p++;
-                    if (*p == ':')
-                        p++;
-                }
-            }
-            continue;
-        }
-        if (*p == '|') {
-            if (branch_risky(&st[depth]))
-                st[depth].risky = true;
-            st[depth].has_unbounded = st[depth].has_required = st[depth].has_dot_repeat = false;
-            p++;
-            continue;
-        }
-        bool is_close = *p == ')' && depth > 0;
-        bool dot = *p == '.';
-        size_t alen = is_close ? 1 : opaque_len(p);
-        if (!alen)
-            alen = 1;
-        const char *q = p + alen;
-        bool unb, opt, poss;
-        size_t qlen = quantifier(q, &unb, &opt, &poss);
-        if (is_close) {
-            lint_group g = st[depth--];
-            bool risky = g.risky || branch_risky(&g);
-            if (qlen && unb && !poss && !g.atomic && risky)
-                return g.start;
-            lint_group *parent = &st[depth];
-            /* the closed group is one item of its parent */
-            if (g.has_unbounded || g.risky || (qlen && unb))
-                parent->has_unbounded = true;
-            if (qlen && unb && !poss && g.has_dot_repeat)
-                parent->has_dot_repeat = true;
-            if (!(qlen && (opt || unb)) && !(g.has_unbounded && !g.has_required))
-                parent->has_required = true;
-        } else if (qlen) {
-            if (unb && !poss) {
-                st[depth].has_unbounded = true;
-                if (dot)
-                    st[depth].has_dot_repeat = true;
-            }
-            if (!opt && !unb)
-                st[depth].has_required = true;
-        } else if (*p != '^' && *p != '$') {
-            st[depth].has_required = true;
-        }
-        p = q + qlen;
-    }
     return -1;
 }

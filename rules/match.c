@@ -267,7 +267,7 @@ static int run_rx(lsf_rules_worker *w, const lsf_rx *rx, uint32_t k, const lsf_e
             continue;
         /* the first group of a name that took part wins */
         bool seen = false;
-        for (uint32_t k = 0; k < w->npending && !seen; k++)
+        for (uint32_t k = 0; rx->caps[i].shared && k < w->npending && !seen; k++)
             seen = lsf_str_eq(w->pending[k].cap->field.name, rx->caps[i].field.name);
         if (!seen)
             pending_push(w, &rx->caps[i],
@@ -298,12 +298,15 @@ static void report_limit(const lsf_rule *r, const lsf_rules_worker *w, uint64_t 
 
 /* Conditions then regexes of rule i; RX_YES leaves its captures pending. */
 static int try_rule(lsf_ruleset *rs, lsf_rules_worker *w, uint32_t i, const lsf_event *ev,
-                    lsf_batch *b, bool count)
+                    lsf_batch *b, bool count, bool indexed)
 {
     const lsf_rule *r = &rs->rules[i];
-    for (uint32_t k = 0; k < r->nconds; k++)
+    for (uint32_t k = 0; k < r->nconds; k++) {
+        if (indexed && (int)k == r->app_cond)
+            continue; /* the line came through this rule's process.name group */
         if (!cond_ok(&r->conds[k], ev))
             return RX_NO;
+    }
     w->npending = 0;
     if (!r->nrx)
         return RX_YES;
@@ -377,7 +380,7 @@ size_t lsf_ruleset_matches(lsf_ruleset *rs, const lsf_event *ev, int worker, boo
     candidates(rs, w, ev, all_rules);
     size_t n = 0;
     for (uint32_t k = 0; k < w->ncand && n < max; k++)
-        if (try_rule(rs, w, w->cand[k], ev, NULL, false) == RX_YES)
+        if (try_rule(rs, w, w->cand[k], ev, NULL, false, !all_rules) == RX_YES)
             out[n++] = w->cand[k];
     return n;
 }
@@ -426,6 +429,29 @@ static bool parse_bool_text(lsf_str v, bool *out)
     return false;
 }
 
+/* A decimal integer with an optional sign that fits an int64 (what
+ * strtoll accepts, without its locale and whitespace handling). */
+static bool parse_int64(lsf_str v, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (v.len && (v.ptr[0] == '-' || v.ptr[0] == '+'))
+        neg = v.ptr[i++] == '-';
+    if (i == v.len || v.len - i > 19)
+        return false;
+    uint64_t x = 0;
+    for (; i < v.len; i++) {
+        unsigned d = (unsigned char)v.ptr[i] - '0';
+        if (d > 9)
+            return false;
+        x = x * 10 + d;
+    }
+    if (x > (uint64_t)INT64_MAX + neg)
+        return false;
+    *out = neg ? (int64_t)(0 - x) : (int64_t)x;
+    return true;
+}
+
 /* Writes one capture with its type; false on a value that is not of it. */
 static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_str v)
 {
@@ -464,13 +490,10 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
     }
     if (!v.len)
         return true;
-    if (!cstr(v, buf, sizeof(buf)))
-        return false;
-    errno = 0;
     lsf_field *fd;
     if (c->type == LSF_CAP_INT) {
-        long long x = strtoll(buf, &end, 10);
-        if (*end || errno)
+        int64_t x;
+        if (!parse_int64(v, &x))
             return false;
         if (c->field.fx != LSF_FX_DYNAMIC) {
             put_str(b, ev, &c->field, v);
@@ -481,6 +504,9 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
         fd->v.i = x;
         return true;
     }
+    if (!cstr(v, buf, sizeof(buf)))
+        return false;
+    errno = 0;
     double x = strtod(buf, &end);
     if (*end || errno || !isfinite(x))
         return false;
@@ -581,7 +607,7 @@ int lsf_ruleset_apply(lsf_ruleset *rs, lsf_batch *b, lsf_event *ev, int worker)
     int won = -1;
     for (uint32_t k = 0; k < w->ncand; k++) {
         uint32_t i = w->cand[k];
-        if (try_rule(rs, w, i, ev, b, true) != RX_YES)
+        if (try_rule(rs, w, i, ev, b, true, true) != RX_YES)
             continue;
         const lsf_rule *r = &rs->rules[i];
         BUMP(w->counts[i].matches, 1);

@@ -72,6 +72,7 @@ typedef struct lsf_capture {
     uint32_t group;        /* PCRE2 group number */
     lsf_fieldref field;    /* where the value goes */
     uint8_t type;          /* enum lsf_cap_type */
+    bool shared;           /* another group of the rule writes the same field */
 } lsf_capture;
 
 /* A named group as the pattern writer wrote it, before compilation. */
@@ -84,6 +85,7 @@ typedef struct lsf_rx {
     lsf_fieldref field;    /* what it runs on (message by default) */
     const lsf_node *node;  /* the pattern in the pack, for errors */
     char *expanded;        /* after %{} expansion and group renaming */
+    char *prefilter;       /* the same with the library's prefilter stand-ins (Hyperscan) */
     pcre2_code *code;
     lsf_capture *caps;
     uint32_t ncaps;
@@ -137,33 +139,42 @@ typedef struct lsf_copyfield {
 typedef struct lsf_pack lsf_pack;
 
 typedef struct lsf_rule {
-    char *id;
-    lsf_pack *pack;
-    const lsf_node *node;   /* the rule's map in its pack */
-    int priority;
-    uint32_t load_order;
+    /* hot: what matching reads, first (one or two cache lines) */
     lsf_cond *conds;        /* `when:`, on the event as it is before the rule */
-    uint32_t nconds;
     lsf_rx *rx;             /* `match:` regexes, all must match */
+    uint32_t nconds;
     uint32_t nrx;
+    int app_cond;           /* the condition the index stands for (skipped), or -1 */
     int msg_rx;             /* index of the regex on `message` (prefilter), or -1 */
-    int severity;           /* 0 = none, 1..5 */
-    char **tags;
-    uint32_t ntags;
+    /* what a match writes */
     lsf_setfield *set;
-    uint32_t nset;
     lsf_copyfield *copy;
-    uint32_t ncopy;
+    uint32_t nset, ncopy;
+    uint32_t ntags;
+    int severity;           /* 0 = none, 1..5 */
     bool drop;
-    /* app values of a `when` on process.name (eq / in): the index keys */
-    char **apps;
-    uint32_t napps;
     /* every string the rule writes, copied once per matched event:
      * id, pack name, severity name, tags, set strings, threat ids */
     char *blob;
     uint32_t blob_len;
     uint32_t id_len, pack_off, pack_len, sev_off, sev_len;
     uint32_t *tag_off, *tag_len;
+    /* cold: identity, loading, reporting */
+    char *id;
+    lsf_pack *pack;
+    const lsf_node *node;   /* the rule's map in its pack */
+    int priority;
+    uint32_t load_order;
+    char **tags;
+    /* app values of a `when` on process.name (eq / in): the index keys */
+    char **apps;
+    uint32_t napps;
+    bool app_absent;        /* `process.name: {exists: false}` */
+    /* prefilter: literals every match contains (all must occur), or none
+     * and the regex itself goes to Hyperscan */
+    char *lits[2];
+    uint8_t nlits;
+    bool lits_caseless;
     bool prefiltered;       /* served by a Hyperscan database */
     const char *no_prefilter_why;
 } lsf_rule;
@@ -224,6 +235,10 @@ void lsf_posmap_free(lsf_posmap *m);
  * err at node `at`. */
 int lsf_pattern_expand(const char *src, const lsf_pack *pk, const lsf_pack *packs, size_t npacks,
                        lsf_sbuf *out, lsf_posmap *map, const lsf_node *at, lsf_errbuf *err);
+/* The same with the library's prefilter stand-ins (supersets of the heavy
+ * patterns such as IP, HOSTNAME, URI), for the Hyperscan databases. */
+int lsf_pattern_expand_prefilter(const char *src, const lsf_pack *pk, const lsf_pack *packs,
+                                 size_t npacks, lsf_sbuf *out, lsf_errbuf *err);
 /* Renames every named group of `src` to "_gN" (N = its position) and
  * rewrites named back-references; the names as written (field[:type]) are
  * returned in *names (caller frees with lsf_group_names_free); `map` as for
@@ -232,12 +247,36 @@ int lsf_pattern_rename_groups(const char *src, lsf_sbuf *out, lsf_posmap *map,
                               lsf_group_name **names, uint32_t *nnames, const lsf_node *at,
                               lsf_errbuf *err);
 void lsf_group_names_free(lsf_group_name *names, uint32_t n);
+/* Tokenising helpers shared by the pattern readers: the length of the
+ * escape at p ("\x", "\x{...}", "\p{..}"), of the class at p ('['), and of a
+ * token copied through unchanged (an escape, \Q..\E, a class, a (?#...)
+ * comment; 0 when p starts none). */
+size_t lsf_re_escape_len(const char *p);
+size_t lsf_re_class_len(const char *p);
+size_t lsf_re_opaque_len(const char *p);
+
+/* ---- analyze.c ------------------------------------------------------------------- */
+
+#define LSF_MAX_LITERALS 32
+/* Literals every match of a regex contains. */
+typedef struct lsf_litset {
+    char *v[LSF_MAX_LITERALS];
+    size_t n;
+    bool caseless; /* the regex folds case somewhere: compare caselessly */
+} lsf_litset;
+/* Fills out with the literals (distinct, in order) that every match of `re`
+ * must contain; returns 0, or -1 (out empty) when the regex uses a construct
+ * the reader does not model. */
+int lsf_pattern_literals(const char *re, lsf_litset *out);
+void lsf_litset_free(lsf_litset *s);
 /* Finds a quantified group that holds an unbounded quantifier with nothing
  * to separate its iterations, e.g. (a+)+ or (\w+\s?)*, which can backtrack
  * exponentially. Returns the offset of the group, or -1. */
 long lsf_pattern_nested_quantifier(const char *src);
-/* The body of a standard-library pattern, or NULL. */
+/* The body of a standard-library pattern, or NULL; the second gives the
+ * prefilter stand-in where one exists. */
 const char *lsf_stdlib_pattern(const char *name, size_t len);
+const char *lsf_stdlib_prefilter_pattern(const char *name, size_t len);
 /* Every standard-library name, NULL-terminated (for docs and tests). */
 extern const char *const lsf_stdlib_names[];
 
@@ -255,7 +294,11 @@ typedef struct lsf_rgroup {
     uint32_t *always;   /* rule indices tried without prefilter, ascending */
     uint32_t nalways;
     uint32_t nrules;    /* rules in the group (always + prefiltered) */
-    hs_database_t *db;  /* ids are rule indices; NULL when none prefiltered */
+    hs_database_t *db;  /* NULL when no rule of the group is prefiltered */
+    /* Hyperscan id k concerns rules expr_rules[expr_off[k] .. expr_off[k+1]);
+     * ids below nlits are literals, the others full expressions */
+    uint32_t *expr_off, *expr_rules;
+    uint32_t nexprs, nexpr_rules, nlits;
 } lsf_rgroup;
 
 typedef struct lsf_rules_worker {
@@ -265,6 +308,9 @@ typedef struct lsf_rules_worker {
     hs_scratch_t *scratch;
     uint32_t *cand;         /* candidate rule indices of the current line */
     uint32_t ncand;
+    uint8_t *litcnt;        /* per rule: its literals seen in this scan */
+    uint32_t *touched;      /* rules whose litcnt is not 0 */
+    uint32_t ntouched;
     lsf_rule_counts *counts;/* one per rule */
     struct lsf_pending *pending; /* captures of the rule being confirmed */
     uint32_t npending, cap_pending;
@@ -282,10 +328,13 @@ struct lsf_ruleset {
     lsf_rule *rules;        /* evaluation order */
     size_t nrules;
     lsf_rgroup generic;     /* rules without a process.name condition */
+    lsf_rgroup noapp;       /* rules for lines without a process.name */
     lsf_rgroup *apps;       /* one per process.name value */
     char **app_names;
+    uint32_t *app_lens;
     size_t napps;
     uint32_t *app_hash;     /* open addressing: app index + 1, 0 = empty */
+    uint8_t *lit_need;      /* per rule: literals that must occur (its nlits) */
     uint32_t app_hash_mask;
     size_t nalways_total;   /* rules no prefilter serves (distinct) */
     hs_scratch_t *scratch_proto; /* cloned for each worker */
@@ -310,7 +359,8 @@ void lsf_prefilter_scratch_free(hs_scratch_t *s);
 /* Adds the group's candidates for text p[0..n) to w->cand. */
 void lsf_prefilter_scan(const lsf_ruleset *rs, const lsf_rgroup *g, lsf_rules_worker *w,
                         const char *p, size_t n);
-/* The prefilter group of a process.name value (NULL when none). */
+/* The prefilter group of a process.name value: the no-name group for an
+ * absent one, NULL when no rule names the value. */
 const lsf_rgroup *lsf_prefilter_app_group(const lsf_ruleset *rs, lsf_str app);
 
 /* match.c */

@@ -289,14 +289,34 @@ static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
     return 0;
 }
 
-/* Indexes the rule by its first eq/in condition on process.name. */
+/* Flags captures whose field another group of the rule also writes (only
+ * those need the "first that took part wins" check at match time). */
+static void mark_shared_captures(lsf_rule *r)
+{
+    for (uint32_t a = 0; a < r->nrx; a++)
+        for (uint32_t i = 0; i < r->rx[a].ncaps; i++)
+            for (uint32_t b = 0; b < r->nrx; b++)
+                for (uint32_t k = 0; k < r->rx[b].ncaps; k++)
+                    if ((a != b || i != k) &&
+                        lsf_str_eq(r->rx[a].caps[i].field.name, r->rx[b].caps[k].field.name))
+                        r->rx[a].caps[i].shared = true;
+}
+
+/* Indexes the rule by its first eq/in condition on process.name, or by
+ * `process.name: {exists: false}`. */
 static void index_rule(lsf_rule *r)
 {
+    r->app_cond = -1;
     for (uint32_t i = 0; i < r->nconds; i++) {
         lsf_cond *c = &r->conds[i];
+        if (c->field.fx == LSF_FX_APP && c->op == LSF_OP_EXISTS && !c->exists) {
+            r->app_absent = true;
+            break;
+        }
         if (c->field.fx == LSF_FX_APP && (c->op == LSF_OP_EQ || c->op == LSF_OP_IN)) {
             r->apps = c->strs;
             r->napps = c->nstrs;
+            r->app_cond = (int)i;
             break;
         }
     }
@@ -373,6 +393,19 @@ static int compile_rx(lsf_ruleset *rs, lsf_rule *r, lsf_rx *rx, const char *src,
         if (writable_field(names[i].field, at, &c->field, err) < 0)
             goto out;
     }
+    lsf_sbuf pf = {0}, pfr = {0};
+    lsf_group_name *pfn = NULL;
+    uint32_t npfn = 0;
+    if (lsf_pattern_expand_prefilter(src, pk, rs->packs, rs->npacks, &pf, err) == 0 &&
+        lsf_pattern_rename_groups(pf.p ? pf.p : "", &pfr, NULL, &pfn, &npfn, at, err) == 0)
+        rx->prefilter = lsf_sbuf_take(&pfr);
+    lsf_sbuf_free(&pf);
+    lsf_sbuf_free(&pfr);
+    lsf_group_names_free(pfn, npfn);
+    if (!rx->prefilter) /* cannot happen after the real expansion worked; be safe */
+        rx->prefilter = strdup(rx->expanded);
+    if (!rx->prefilter)
+        lsf_die("out of memory");
     long nq = lsf_pattern_nested_quantifier(rx->expanded);
     if (nq >= 0 && !rs->opts.quiet)
         lsf_warn("%s:%d:%d: rule %s: nested quantifier at offset %ld of '%s' can backtrack "
@@ -687,6 +720,7 @@ int lsf_rule_compile(lsf_ruleset *rs, lsf_rule *r, const lsf_node *node, lsf_pac
         return lsf_node_error(err, node, "rule %s has neither 'when' nor 'match'; it would "
                               "match every line", r->id);
     index_rule(r);
+    mark_shared_captures(r);
     if ((v = lsf_node_get(node, "severity"))) {
         if (v->kind != LSF_NODE_SCALAR || (r->severity = lsf_severity_level_parse(v->str)) < 0)
             return lsf_node_error(err, v, "rule %s: 'severity' is info, low, medium, high or "
@@ -739,6 +773,7 @@ void lsf_rule_free(lsf_rule *r)
     for (uint32_t i = 0; i < r->nrx; i++) {
         pcre2_code_free(r->rx[i].code);
         free(r->rx[i].expanded);
+        free(r->rx[i].prefilter);
         free(r->rx[i].caps);
     }
     free(r->rx);
@@ -750,6 +785,8 @@ void lsf_rule_free(lsf_rule *r)
         free(r->copy[i].src);
     free(r->copy);
     free(r->blob);
+    free(r->lits[0]);
+    free(r->lits[1]);
     free(r->tag_off);
     free(r->tag_len);
 }
@@ -771,6 +808,8 @@ static void workers_init(lsf_ruleset *rs)
         pcre2_set_depth_limit(w->mctx, rs->opts.depth_limit);
         pcre2_jit_stack_assign(w->mctx, NULL, w->jit_stack);
         w->cand = xcalloc(rs->nrules, sizeof(uint32_t));
+        w->litcnt = xcalloc(rs->nrules, 1);
+        w->touched = xcalloc(rs->nrules, sizeof(uint32_t));
         w->numbuf = xcalloc(rs->max_rx ? rs->max_rx : 1, sizeof(*w->numbuf));
         w->counts = xcalloc(rs->nrules, sizeof(lsf_rule_counts));
         w->tick = 0x9E3779B97F4A7C15ull ^ (uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ull;
@@ -788,6 +827,8 @@ static void ruleset_free(lsf_ruleset *rs)
         pcre2_jit_stack_free(w->jit_stack);
         lsf_prefilter_scratch_free(w->scratch);
         free(w->cand);
+        free(w->litcnt);
+        free(w->touched);
         free(w->numbuf);
         free(w->counts);
         free(w->pending);

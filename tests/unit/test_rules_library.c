@@ -2,7 +2,8 @@
  * qualified names, cycles, errors with positions), named-group renaming
  * (dotted names, types, back-references, what must stay untouched), the
  * nested-quantifier lint, and the standard library patterns against real
- * values (every IPv6 form included).
+ * values (every IPv6 form included), with their prefilter stand-ins, and
+ * the literals the prefilter reads off a regex.
  * Design: table-driven; a pattern is checked by compiling "^%{NAME}$" the way
  * the rule compiler does (expand, rename, PCRE2).
  * Threads: single-threaded.
@@ -218,13 +219,73 @@ static void test_nested_quantifier(void **state)
     }
 }
 
-/* Compiles "^(?:%{NAME})$" like the rule compiler and matches s. */
-static bool whole_match(const char *name, const char *s)
+static void test_literals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *re, *want; /* want: literals joined by '|', or NULL: not modelled */
+        bool caseless;
+    } rows[] = {
+        {"^Failed (?<_g0>\\S+) for (?:invalid user )?(?<_g1>\\S+) from", "Failed | for | from", false},
+        {"abc|def", "", false},
+        {"a(?:bc|de)f", "a|f", false},
+        {"x(?:yz)?w", "x|w", false},
+        {"x(?:yz)*w(?:uv)+t", "x|w|uv|t", false},
+        {"ab+c", "ab|c", false},
+        {"ab*c", "a|c", false},
+        {"ab?c", "a|c", false},
+        {"a{2}bc", "a|bc", false},
+        {"(abc){0,2}d", "d", false},
+        {"a\\.b\\[c\\]", "a.b[c]", false},
+        {"(?i)Foo", "Foo", true},
+        {"x(?i:Bar)y", "x|Bar|y", true},
+        {"\\QA.B\\E!", "A.B!", false},
+        {"a(?=bc)d(?<!x)e", "a|d|e", false}, /* lookarounds cut, conservatively */
+        {"a\\tb\\d+ms$", "a|b|ms", false},
+        {"\\bword\\b here", "word here", false},
+        {"a\\x41b\\101c\\cAd\\g{-1}e\\k<n>f", "a|b|c|d|e|f", false},
+        {"[abc]de.f", "de|f", false},
+        {"abc(?#comment)def", "abcdef", false},
+        {"(?x) a b", NULL, false},
+        {"(*UTF)abc", NULL, false},
+        {"+abc", NULL, false},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        lsf_litset ls;
+        int rc = lsf_pattern_literals(rows[i].re, &ls);
+        if (!rows[i].want) {
+            if (rc == 0)
+                fail_msg("%s: modelled, wanted a refusal", rows[i].re);
+            continue;
+        }
+        if (rc < 0)
+            fail_msg("%s: refused", rows[i].re);
+        char got[256] = "";
+        for (size_t k = 0; k < ls.n; k++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? "|" : "", ls.v[k]);
+        if (strcmp(got, rows[i].want) != 0)
+            fail_msg("%s: got '%s' want '%s'", rows[i].re, got, rows[i].want);
+        assert_int_equal(ls.caseless, rows[i].caseless);
+        lsf_litset_free(&ls);
+    }
+}
+
+/* Compiles "^(?:%{NAME})$" like the rule compiler (or with the prefilter
+ * stand-ins) and matches s. */
+static bool whole_match(const char *name, const char *s, bool prefilter)
 {
     char src[128];
     snprintf(src, sizeof(src), "^%%{%s}$", name);
     lsf_errbuf err = {{0}};
-    char *ex = expand(src, NULL, &err);
+    char *ex;
+    if (prefilter) {
+        lsf_sbuf out = {0};
+        if (lsf_pattern_expand_prefilter(src, NULL, NULL, 0, &out, &err) < 0)
+            fail_msg("%s: %s", name, err.msg);
+        ex = lsf_sbuf_take(&out);
+    } else {
+        ex = expand(src, NULL, &err);
+    }
     if (!ex)
         fail_msg("%s: %s", name, err.msg);
     lsf_sbuf rn = {0};
@@ -302,10 +363,14 @@ static void test_stdlib(void **state)
         {"TIME", "23:59:60", true},       {"TIME", "24:00", false},
         {"HTTPMETHOD", "GET", true},      {"HTTPVERSION", "HTTP/1.1", true},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        if (whole_match(rows[i].name, rows[i].s) != rows[i].ok)
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (whole_match(rows[i].name, rows[i].s, false) != rows[i].ok)
             fail_msg("%%{%s} on '%s': expected %s", rows[i].name, rows[i].s,
                      rows[i].ok ? "a match" : "no match");
+        /* the prefilter stand-in accepts everything the real pattern does */
+        if (rows[i].ok && !whole_match(rows[i].name, rows[i].s, true))
+            fail_msg("the prefilter stand-in of %%{%s} misses '%s'", rows[i].name, rows[i].s);
+    }
 }
 
 int main(void)
@@ -314,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_expand),          cmocka_unit_test(test_expand_errors),
         cmocka_unit_test(test_rename),          cmocka_unit_test(test_position_map),
         cmocka_unit_test(test_nested_quantifier), cmocka_unit_test(test_stdlib),
+        cmocka_unit_test(test_literals),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

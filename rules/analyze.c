@@ -1,0 +1,394 @@
+/* analyze.c - what can be learnt from a regex without running it: the
+ * literals every match must contain (for the prefilter) and nested
+ * quantifiers that can backtrack catastrophically (for `logsift check`).
+ *
+ * The one design choice to know: both are conservative readings of PCRE2
+ * syntax. A literal is reported only when it lies on the path every match
+ * takes (not inside an alternation, an optional group, a lookaround); any
+ * construct the reader does not model makes it report nothing, and the
+ * caller then falls back to the full regex - slower, never wrong.
+ *
+ * Threads: pure functions.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "rules/rules_int.h"
+
+/* ---- nested-quantifier lint ---------------------------------------------------
+ * A group repeated without bound whose body holds an unbounded repeat and
+ * nothing else that must match in each iteration (every other item is
+ * optional), or holds ".*" / ".+", lets the engine split one run of input
+ * between the two repeats in exponentially many ways: (a+)+, (\w+\s?)*,
+ * (.*,)+ . Possessive quantifiers and atomic groups are exempt. A heuristic:
+ * it misses overlaps hidden in alternations and may flag a safe pattern. */
+
+typedef struct lint_group {
+    long start;          /* offset of '(' */
+    bool atomic;
+    bool has_unbounded;  /* an unbounded repeat in the current branch or a nested group */
+    bool has_required;   /* an item matched exactly at least once, not the repeat */
+    bool has_dot_repeat; /* .* or .+ */
+    bool risky;          /* a finished branch was risky */
+} lint_group;
+
+/* Reads the quantifier at p; returns its length, *unbounded and *optional. */
+static size_t quantifier(const char *p, bool *unbounded, bool *optional, bool *possessive)
+{
+    size_t n = 0;
+    *unbounded = *optional = *possessive = false;
+    if (*p == '*') {
+        *unbounded = *optional = true;
+        n = 1;
+    } else if (*p == '+') {
+        *unbounded = true;
+        n = 1;
+    } else if (*p == '?') {
+        *optional = true;
+        n = 1;
+    } else if (*p == '{') {
+        const char *q = p + 1;
+        long lo = 0;
+        bool digits = false;
+        while (isdigit((unsigned char)*q)) {
+            lo = lo * 10 + (*q - '0');
+            q++;
+            digits = true;
+        }
+        if (!digits)
+            return 0;
+        if (*q == '}') {
+            n = (size_t)(q - p) + 1;
+        } else if (*q == ',') {
+            q++;
+            bool hi = false;
+            while (isdigit((unsigned char)*q)) {
+                q++;
+                hi = true;
+            }
+            if (*q != '}')
+                return 0;
+            *unbounded = !hi;
+            n = (size_t)(q - p) + 1;
+        } else {
+            return 0;
+        }
+        *optional = lo == 0;
+    } else {
+        return 0;
+    }
+    if (p[n] == '+')
+        *possessive = true;
+    if (p[n] == '+' || p[n] == '?')
+        n++;
+    return n;
+}
+
+static bool branch_risky(const lint_group *g)
+{
+    return g->has_dot_repeat || (g->has_unbounded && !g->has_required);
+}
+
+long lsf_pattern_nested_quantifier(const char *src)
+{
+    lint_group st[64];
+    int depth = 0;
+    st[0] = (lint_group){.start = -1};
+    const char *p = src;
+    while (*p) {
+        /* one item: a group open/close, or an atom followed by a quantifier */
+        if (*p == '(' && !(p[1] == '?' && p[2] == '#')) {
+            if (depth == 63)
+                return -1;
+            bool atomic = p[1] == '?' && p[2] == '>';
+            st[++depth] = (lint_group){.start = p - src, .atomic = atomic};
+            p++;
+            if (*p == '?') { /* skip what says which kind of group it is */
+                p++;
+                if (strchr("=!>|", *p) && *p) {
+                    p++;
+                } else if (*p == '<' && (p[1] == '=' || p[1] == '!')) {
+                    p += 2;
+                } else if (*p == '<' || *p == '\'' || (*p == 'P' && p[1] == '<')) {
+                    const char *e = strpbrk(p + 1 + (*p == 'P'), ">'");
+                    p = e ? e + 1 : p + 1;
+                } else { /* options: (?i) (?i: (?-s: */
+                    while (*p && (isalpha((unsigned char)*p) || *p == '-' || *p == '^'))
+                        p++;
+                    if (*p == ':')
+                        p++;
+                }
+            }
+            continue;
+        }
+        if (*p == '|') {
+            if (branch_risky(&st[depth]))
+                st[depth].risky = true;
+            st[depth].has_unbounded = st[depth].has_required = st[depth].has_dot_repeat = false;
+            p++;
+            continue;
+        }
+        bool is_close = *p == ')' && depth > 0;
+        bool dot = *p == '.';
+        size_t alen = is_close ? 1 : lsf_re_opaque_len(p);
+        if (!alen)
+            alen = 1;
+        const char *q = p + alen;
+        bool unb, opt, poss;
+        size_t qlen = quantifier(q, &unb, &opt, &poss);
+        if (is_close) {
+            lint_group g = st[depth--];
+            bool risky = g.risky || branch_risky(&g);
+            if (qlen && unb && !poss && !g.atomic && risky)
+                return g.start;
+            lint_group *parent = &st[depth];
+            /* the closed group is one item of its parent */
+            if (g.has_unbounded || g.risky || (qlen && unb))
+                parent->has_unbounded = true;
+            if (qlen && unb && !poss && g.has_dot_repeat)
+                parent->has_dot_repeat = true;
+            if (!(qlen && (opt || unb)) && !(g.has_unbounded && !g.has_required))
+                parent->has_required = true;
+        } else if (qlen) {
+            if (unb && !poss) {
+                st[depth].has_unbounded = true;
+                if (dot)
+                    st[depth].has_dot_repeat = true;
+            }
+            if (!opt && !unb)
+                st[depth].has_required = true;
+        } else if (*p != '^' && *p != '$') {
+            st[depth].has_required = true;
+        }
+        p = q + qlen;
+    }
+    return -1;
+}
+
+/* ---- required literals ----------------------------------------------------------
+ * A small recursive reader: a branch is a sequence of atoms; a literal run
+ * grows with each plain character that is required exactly where it stands
+ * and is cut by anything else (a class, an optional atom, a group edge). */
+
+typedef struct lit_reader {
+    const char *p;
+    lsf_litset *out;
+    lsf_sbuf cur;   /* the literal run being built */
+    bool fail;      /* a construct we do not model: report nothing */
+} lit_reader;
+
+static void lit_cut(lit_reader *r, bool keep)
+{
+    if (keep && r->cur.len >= 1 && r->out->n < LSF_MAX_LITERALS)
+        r->out->v[r->out->n++] = strndup(r->cur.p, r->cur.len);
+    r->cur.len = 0;
+}
+
+static void lit_alt(lit_reader *r, bool required);
+
+/* Reads a quantifier at r->p, if any; returns whether the atom is optional. */
+static bool lit_quant(lit_reader *r, bool *repeated)
+{
+    bool unb, opt, poss;
+    size_t q = quantifier(r->p, &unb, &opt, &poss);
+    r->p += q;
+    *repeated = q && !opt;
+    return q && opt;
+}
+
+/* A group at r->p ('('); literals inside are required if `required` and the
+ * group is neither optional nor a lookaround nor alternated. */
+static void lit_group(lit_reader *r, bool required)
+{
+    const char *p = r->p + 1;
+    bool look = false;
+    if (p[0] == '?' && p[1] == '#') { /* a comment: nothing at all */
+        const char *e = strchr(p, ')');
+        r->p = e ? e + 1 : p + strlen(p);
+        return;
+    }
+    if (*p == '?') {
+        p++;
+        if (*p == ':' || *p == '>') {
+            p++;
+        } else if (*p == '=' || *p == '!') {
+            look = true;
+            p++;
+        } else if (*p == '<' && (p[1] == '=' || p[1] == '!')) {
+            look = true;
+            p += 2;
+        } else if (*p == '<' || *p == '\'' || (*p == 'P' && p[1] == '<')) {
+            const char *e = strpbrk(p + 1 + (*p == 'P'), ">'");
+            if (!e) {
+                r->fail = true;
+                return;
+            }
+            p = e + 1;
+        } else { /* option letters: (?i) (?i: (?-s: ... */
+            bool caseless = false;
+            const char *q = p;
+            while (*q && (isalpha((unsigned char)*q) || *q == '-' || *q == '^')) {
+                if (*q == 'x' || *q == 'n')
+                    r->fail = true; /* extended syntax / no-auto-capture: not modelled */
+                caseless |= *q == 'i';
+                q++;
+            }
+            if (r->fail || (*q != ')' && *q != ':')) {
+                r->fail = true;
+                return;
+            }
+            r->out->caseless |= caseless;
+            if (*q == ')') { /* option setting, no body */
+                r->p = q + 1;
+                return;
+            }
+            p = q + 1;
+        }
+    } else if (*p == '*') {
+        r->fail = true; /* (*VERB) */
+        return;
+    }
+    lit_cut(r, required);
+    size_t before = r->out->n;
+    r->p = p;
+    lit_alt(r, required && !look);
+    if (r->fail || *r->p != ')') {
+        r->fail = true;
+        return;
+    }
+    r->p++;
+    bool repeated;
+    if (lit_quant(r, &repeated)) { /* optional group: what it required is not */
+        while (r->out->n > before)
+            free(r->out->v[--r->out->n]);
+    }
+}
+
+/* A branch: atoms up to '|' or ')' or the end. */
+static void lit_branch(lit_reader *r, bool required)
+{
+    while (*r->p && *r->p != '|' && *r->p != ')' && !r->fail) {
+        const char *p = r->p;
+        bool repeated;
+        if (*p == '(') {
+            lit_group(r, required);
+            continue;
+        }
+        if (*p == '^' || *p == '$') {
+            r->p++;
+            continue;
+        }
+        if (*p == '[' || *p == '.') {
+            lit_cut(r, required);
+            r->p += *p == '[' ? lsf_re_class_len(p) : 1;
+            lit_quant(r, &repeated);
+            continue;
+        }
+        if (*p == '*' || *p == '+' || *p == '?' || (*p == '{' && isdigit((unsigned char)p[1]))) {
+            r->fail = true; /* a quantifier with nothing before it */
+            return;
+        }
+        char c;
+        if (*p == '\\') {
+            if (p[1] == 'Q') { /* \Q...\E: every character literal */
+                const char *e = strstr(p + 2, "\\E");
+                const char *end = e ? e : p + strlen(p);
+                for (const char *q = p + 2; q < end; q++)
+                    lsf_sbuf_add(&r->cur, q, 1);
+                r->p = e ? e + 2 : end;
+                if (quantifier(r->p, &(bool){0}, &(bool){0}, &(bool){0})) {
+                    lit_cut(r, false); /* the last character is quantified: keep it simple */
+                    lit_quant(r, &repeated);
+                }
+                continue;
+            }
+            if (strchr("bBAzZGK", p[1]) && p[1]) { /* zero width */
+                r->p += 2;
+                continue;
+            }
+            if (isalnum((unsigned char)p[1]) || !p[1]) { /* classes, refs, \x.. \t ...: cut */
+                lit_cut(r, required);
+                r->p += lsf_re_escape_len(p);
+                lit_quant(r, &repeated);
+                continue;
+            }
+            c = p[1]; /* an escaped punctuation character stands for itself */
+            r->p += 2;
+        } else {
+            c = *p;
+            r->p++;
+        }
+        if (lit_quant(r, &repeated)) { /* optional: not required, and it cuts */
+            lit_cut(r, required);
+            continue;
+        }
+        lsf_sbuf_add(&r->cur, &c, 1);
+        if (repeated) /* required once, but what follows is not adjacent */
+            lit_cut(r, required);
+    }
+}
+
+static void lit_alt(lit_reader *r, bool required)
+{
+    const char *start = r->p;
+    /* does this level alternate? then nothing in it is required */
+    int depth = 0;
+    bool alternates = false;
+    for (const char *q = start; *q; ) {
+        size_t o = lsf_re_opaque_len(q);
+        if (o) {
+            q += o;
+            continue;
+        }
+        if (*q == '(')
+            depth++;
+        else if (*q == ')') {
+            if (depth-- == 0)
+                break;
+        } else if (*q == '|' && depth == 0) {
+            alternates = true;
+            break;
+        }
+        q++;
+    }
+    do {
+        if (*r->p == '|')
+            r->p++;
+        lit_branch(r, required && !alternates);
+        lit_cut(r, required && !alternates);
+    } while (*r->p == '|' && !r->fail);
+}
+
+void lsf_litset_free(lsf_litset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    memset(s, 0, sizeof(*s));
+}
+
+int lsf_pattern_literals(const char *re, lsf_litset *out)
+{
+    memset(out, 0, sizeof(*out));
+    lit_reader r = {.p = re, .out = out};
+    lit_alt(&r, true);
+    lsf_sbuf_free(&r.cur);
+    if (r.fail || *r.p) {
+        lsf_litset_free(out);
+        return -1;
+    }
+    /* keep distinct ones */
+    size_t n = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(out->v[k], out->v[i]) == 0;
+        if (dup)
+            free(out->v[i]);
+        else
+            out->v[n++] = out->v[i];
+    }
+    out->n = n;
+    return 0;
+}
