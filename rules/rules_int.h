@@ -345,7 +345,11 @@ struct lsf_ruleset {
     int nworkers;
 };
 
-/* ruleset.c */
+/* rule.c */
+/* Formats a PCRE2 compile error of `src` (as written) with a caret at the
+ * offset `off` of the compiled text, mapped back through the two maps. */
+int lsf_regex_error(lsf_errbuf *err, const lsf_node *at, const char *what, int code, size_t off,
+                    const char *src, const lsf_posmap *exmap, const lsf_posmap *rnmap);
 int lsf_rule_compile(lsf_ruleset *rs, lsf_rule *r, const lsf_node *node, lsf_pack *pk,
                      lsf_errbuf *err);
 void lsf_rule_free(lsf_rule *r);
