@@ -83,8 +83,10 @@ static const char *const reserved[] = {"bootstrap.servers=brokers",
                                        "metadata.broker.list=brokers",
                                        "group.id=group",
                                        "auto.offset.reset=start_from",
-                                       "enable.auto.commit=(logsift commits after delivery)",
-                                       "enable.auto.offset.store=(logsift commits after delivery)",
+                                       "enable.auto.commit=!logsift commits offsets once "
+                                       "their events were delivered",
+                                       "enable.auto.offset.store=!logsift commits offsets once "
+                                       "their events were delivered",
                                        NULL};
 
 /* One submitted batch; its address is the ack's token. Referenced by its

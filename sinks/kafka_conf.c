@@ -101,9 +101,13 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
 {
     for (const char *const *r = reserved; r && *r; r++) {
         size_t n = strcspn(*r, "=");
-        if (at && strlen(name) == n && strncmp(name, *r, n) == 0)
-            return lsf_node_error(err, at, "kafka: '%s' is set by this stage's '%s' key; set it there",
-                                  name, *r + n + 1);
+        if (!at || strlen(name) != n || strncmp(name, *r, n) != 0)
+            continue;
+        const char *what = *r + n + 1;
+        if (*what == '!')
+            return lsf_node_error(err, at, "kafka: '%s' cannot be set here: %s", name, what + 1);
+        return lsf_node_error(err, at, "kafka: '%s' is set by this stage's '%s' key; set it there",
+                              name, what);
     }
     char why[512];
     rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, why, sizeof(why));

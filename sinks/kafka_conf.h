@@ -38,7 +38,9 @@ int lsf_kafka_brokers(const lsf_stage *st, const lsf_strlist *brokers, char *out
  * map of the stage (nested maps are joined with dots: {ssl: {ca:
  * {location: X}}} is ssl.ca.location). `reserved` (NULL-terminated) names
  * properties that may not be passed through, each with the logsift key that
- * sets it ("acks=acks"). Returns NULL with err set at the offending key. */
+ * sets it ("acks=acks") or, after '!', why it cannot be set at all
+ * ("enable.auto.commit=!logsift commits ..."). Returns NULL with err set at
+ * the offending key. */
 rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const *props,
                                     const char *const *reserved, lsf_errbuf *err);
 
