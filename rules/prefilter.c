@@ -130,7 +130,8 @@ static void choose_literals(lsf_ruleset *rs, bool platform_ok)
         for (size_t k = 0; k < keep; k++)
             all[nall++] = sets[i].v[k];
     }
-    qsort(all, nall, sizeof(char *), cmp_str);
+    if (nall)
+        qsort(all, nall, sizeof(char *), cmp_str);
     for (size_t i = 0; i < rs->nrules; i++) {
         lsf_rule *r = &rs->rules[i];
         uint32_t best[2] = {UINT32_MAX, UINT32_MAX};
