@@ -142,7 +142,7 @@ typedef struct ksrc_ctx {
     lsf_counter *c_committed, *c_commit_errors, *c_rebalances, *c_ack_failed, *c_errors;
 } ksrc_ctx;
 
-
+#define warn_once(k, ...) lsf_kafka_warn_throttled(&(k)->last_log_ns, (k)->st->name, __VA_ARGS__)
 
 /* ---- partitions and their FIFOs ------------------------------------------ */
 
@@ -227,7 +227,7 @@ static void commit(ksrc_ctx *k, bool sync)
         rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             lsf_counter_add(k->c_commit_errors, 1);
-            lsf_kafka_warn_throttled(&k->last_log_ns, k->st->name, "committing offsets failed: %s", rd_kafka_err2str(e));
+            warn_once(k, "committing offsets failed: %s", rd_kafka_err2str(e));
         } else if (sync) {
             lsf_counter_add(k->c_committed, (uint64_t)l->cnt);
         }
@@ -379,8 +379,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             re = rd_kafka_assign(rk, parts);
         if (e || re) {
-            lsf_kafka_warn_throttled(&k->last_log_ns, k->st->name, "assigning partitions failed: %s",
-                          e ? rd_kafka_error_string(e) : rd_kafka_err2str(re));
+            warn_once(k, "assigning partitions failed: %s",
+                      e ? rd_kafka_error_string(e) : rd_kafka_err2str(re));
             rd_kafka_error_destroy(e);
         }
         return;
@@ -403,7 +403,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ksrc_ctx *k = opaque;
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         lsf_counter_add(k->c_commit_errors, 1);
-        lsf_kafka_warn_throttled(&k->last_log_ns, k->st->name, "committing offsets failed: %s", rd_kafka_err2str(err));
+        warn_once(k, "committing offsets failed: %s", rd_kafka_err2str(err));
     } else if (!err) {
         lsf_counter_add(k->c_committed, (uint64_t)offsets->cnt);
     }
@@ -417,7 +417,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         lsf_err("%s: fatal consumer error: %s", k->st->name, reason);
     else
-        lsf_kafka_warn_throttled(&k->last_log_ns, k->st->name, "%s", reason);
+        warn_once(k, "%s", reason);
 }
 
 static void *consume_main(void *arg)
@@ -431,7 +431,7 @@ static void *consume_main(void *arg)
                 take(k, m);
             else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 lsf_counter_add(k->c_errors, 1);
-                lsf_kafka_warn_throttled(&k->last_log_ns, k->st->name, "%s", rd_kafka_message_errstr(m));
+                warn_once(k, "%s", rd_kafka_message_errstr(m));
             }
             rd_kafka_message_destroy(m);
         }
@@ -462,14 +462,14 @@ static int ksrc_init(lsf_stage *st, lsf_errbuf *err)
         return lsf_node_error(err, lsf_key_node(st, "topics"), "topics: the list is empty");
     if (!cf->group || !*cf->group)
         return lsf_node_error(err, lsf_key_node(st, "group"), "group: must not be empty");
-    const char *props[] = {"bootstrap.servers", brokers,
-                           "client.id", "logsift",
-                           "group.id", cf->group,
-                           "auto.offset.reset", cf->start_from ? "latest" : "earliest",
-                           "enable.auto.commit", "false",
-                           "enable.auto.offset.store", "false",
-                           "reconnect.backoff.max.ms", "1000",
-                           NULL, NULL};
+    const char *props[][2] = {{"bootstrap.servers", brokers},
+                              {"client.id", "logsift"},
+                              {"group.id", cf->group},
+                              {"auto.offset.reset", cf->start_from ? "latest" : "earliest"},
+                              {"enable.auto.commit", "false"},
+                              {"enable.auto.offset.store", "false"},
+                              {"reconnect.backoff.max.ms", "1000"},
+                              {NULL, NULL}};
     rd_kafka_conf_t *conf = lsf_kafka_conf_new(st, props, reserved, err);
     if (!conf)
         return -1;
@@ -486,8 +486,7 @@ static int ksrc_init(lsf_stage *st, lsf_errbuf *err)
                               why);
     }
     rd_kafka_poll_set_consumer(k->rk);
-    rd_kafka_topic_partition_list_t *topics =
-        rd_kafka_topic_partition_list_new((int)cf->topics.n);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)cf->topics.n);
     for (size_t i = 0; i < cf->topics.n; i++)
         rd_kafka_topic_partition_list_add(topics, cf->topics.v[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, topics);

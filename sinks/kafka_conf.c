@@ -88,7 +88,8 @@ int lsf_kafka_brokers(const lsf_stage *st, const lsf_strlist *brokers, char *out
                                   brokers->v[i], why);
         int n = snprintf(out + len, cap - len, "%s%s", i ? "," : "", brokers->v[i]);
         if (n < 0 || (size_t)n >= cap - len)
-            return lsf_node_error(err, lsf_key_node(st, "brokers"), "brokers: the list is too long");
+            return lsf_node_error(err, lsf_key_node(st, "brokers"),
+                                  "brokers: the list is too long");
         len += (size_t)n;
     }
     return 0;
@@ -96,8 +97,8 @@ int lsf_kafka_brokers(const lsf_stage *st, const lsf_strlist *brokers, char *out
 
 /* ---- librdkafka configuration ------------------------------------------ */
 
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    const lsf_node *at, const char *const *reserved, lsf_errbuf *err)
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, const lsf_node *at,
+                    const char *const *reserved, lsf_errbuf *err)
 {
     for (const char *const *r = reserved; r && *r; r++) {
         size_t n = strcspn(*r, "=");
@@ -161,12 +162,12 @@ static int set_map(rd_kafka_conf_t *conf, const lsf_node *map, const char *prefi
     return 0;
 }
 
-rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const *props,
+rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const (*props)[2],
                                     const char *const *reserved, lsf_errbuf *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (const char *const *p = props; p && p[0]; p += 2)
-        if (set_prop(conf, p[0], p[1], NULL, NULL, err) < 0)
+    for (const char *const(*p)[2] = props; p && (*p)[0]; p++)
+        if (set_prop(conf, (*p)[0], (*p)[1], NULL, NULL, err) < 0)
             goto fail;
     const lsf_node *map = st->node ? lsf_node_get(st->node, "kafka") : NULL;
     if (map) {

@@ -33,15 +33,15 @@
 int lsf_kafka_brokers(const lsf_stage *st, const lsf_strlist *brokers, char *out, size_t cap,
                       lsf_errbuf *err);
 
-/* A new librdkafka configuration holding `props` (NULL-terminated name,
- * value pairs that logsift derives from its own keys), then the `kafka:`
+/* A new librdkafka configuration holding `props` ({name, value} pairs that
+ * logsift derives from its own keys, ending with {NULL, NULL}), then the `kafka:`
  * map of the stage (nested maps are joined with dots: {ssl: {ca:
  * {location: X}}} is ssl.ca.location). `reserved` (NULL-terminated) names
  * properties that may not be passed through, each with the logsift key that
  * sets it ("acks=acks") or, after '!', why it cannot be set at all
  * ("enable.auto.commit=!logsift commits ..."). Returns NULL with err set at
  * the offending key. */
-rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const *props,
+rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const (*props)[2],
                                     const char *const *reserved, lsf_errbuf *err);
 
 /* Sends librdkafka's own log lines to logsift's log at debug level,
@@ -63,10 +63,10 @@ typedef struct lsf_kafka_tpl_part {
 } lsf_kafka_tpl_part;
 
 typedef struct lsf_kafka_tpl {
-    char *text;                 /* the template as written (owned) */
-    lsf_kafka_tpl_part *parts;  /* slices of text */
+    char *text;                /* the template as written (owned) */
+    lsf_kafka_tpl_part *parts; /* slices of text */
     int nparts;
-    bool is_static;             /* no fields: `text` is the topic */
+    bool is_static; /* no fields: `text` is the topic */
 } lsf_kafka_tpl;
 
 /* Compiles `text`; `at` and `key` place errors (unbalanced braces, an empty

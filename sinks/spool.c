@@ -29,9 +29,9 @@
 #define MAGIC 0x72734cf5u
 #define SEG_MAGIC "LSFSPOOL"
 #define SEG_VERSION 1u
-#define HDR 16u      /* segment header */
-#define REC_HDR 12u  /* magic, length, crc */
-#define BODY_HDR 8u  /* flags, 0, topic length, key length */
+#define HDR 16u     /* segment header */
+#define REC_HDR 12u /* magic, length, crc */
+#define BODY_HDR 8u /* flags, 0, topic length, key length */
 #define NO_KEY 0xffffffffu
 #define READ_CHUNK (1u << 20)
 #define WBUF_FLUSH (1u << 20)
@@ -47,10 +47,10 @@ struct lsf_spool {
     int lock_fd, dir_fd;
     seg *segs;
     size_t nsegs, capsegs;
-    int wfd;          /* the active segment, open for appends; -1: none yet */
+    int wfd; /* the active segment, open for appends; -1: none yet */
     char *wbuf;
     size_t wlen, wcap;
-    bool dirty;       /* written since the last sync */
+    bool dirty; /* written since the last sync */
     uint64_t next_seq;
     lsf_spool_pos head;
     lsf_spool_pos counted; /* corruption before this was counted already */
@@ -137,7 +137,10 @@ static uint32_t get32(const char *p)
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
-static uint64_t get64(const char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 static void put32(char *p, uint32_t v)
 {
@@ -440,7 +443,8 @@ int lsf_spool_append(lsf_spool *s, const lsf_spool_rec *r, bool force)
 {
     if (s->o.readonly)
         return -EROFS;
-    uint64_t body = (uint64_t)BODY_HDR + r->topic.len + (r->has_key ? r->key.len : 0) + r->value.len;
+    uint64_t body =
+        (uint64_t)BODY_HDR + r->topic.len + (r->has_key ? r->key.len : 0) + r->value.len;
     if (body > LSF_SPOOL_MAX_RECORD || r->topic.len > 0xffff)
         return -E2BIG;
     size_t reclen = REC_HDR + (size_t)body;
@@ -557,7 +561,10 @@ static bool at_end(const lsf_spool *s, lsf_spool_pos pos)
     return true;
 }
 
-bool lsf_spool_empty(const lsf_spool *s) { return at_end(s, s->head); }
+bool lsf_spool_empty(const lsf_spool *s)
+{
+    return at_end(s, s->head);
+}
 
 int lsf_spool_commit(lsf_spool *s, lsf_spool_pos pos, uint64_t nrecords)
 {
@@ -591,7 +598,10 @@ int lsf_spool_commit(lsf_spool *s, lsf_spool_pos pos, uint64_t nrecords)
     return 0;
 }
 
-lsf_spool_pos lsf_spool_head(const lsf_spool *s) { return s->head; }
+lsf_spool_pos lsf_spool_head(const lsf_spool *s)
+{
+    return s->head;
+}
 
 void lsf_spool_get_stats(const lsf_spool *s, lsf_spool_stats *st)
 {
@@ -807,8 +817,11 @@ int lsf_spool_cmd(int argc, char **argv)
                         "  prints every record left (topic, key, message) one per line\n");
         return 2;
     }
-    lsf_spool_opts o = {.dir = dir, .max_bytes = UINT64_MAX, .segment_bytes = UINT64_MAX,
-                        .fsync = LSF_SPOOL_FSYNC_NEVER, .readonly = true};
+    lsf_spool_opts o = {.dir = dir,
+                        .max_bytes = UINT64_MAX,
+                        .segment_bytes = UINT64_MAX,
+                        .fsync = LSF_SPOOL_FSYNC_NEVER,
+                        .readonly = true};
     char err[512];
     lsf_spool *s;
     if (lsf_spool_open(&s, &o, err, sizeof(err)) < 0) {

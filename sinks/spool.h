@@ -67,11 +67,11 @@ typedef struct lsf_spool_pos {
 } lsf_spool_pos;
 
 typedef struct lsf_spool_stats {
-    uint64_t records;   /* records not yet committed */
-    uint64_t bytes;     /* bytes of every segment file (and unflushed ones) */
-    uint64_t segments;  /* segment files */
-    uint64_t corrupt;   /* corrupt regions skipped (checksum, magic, header) */
-    uint64_t torn;      /* incomplete records at the end of a segment */
+    uint64_t records;  /* records not yet committed */
+    uint64_t bytes;    /* bytes of every segment file (and unflushed ones) */
+    uint64_t segments; /* segment files */
+    uint64_t corrupt;  /* corrupt regions skipped (checksum, magic, header) */
+    uint64_t torn;     /* incomplete records at the end of a segment */
 } lsf_spool_stats;
 
 /* Opens (creating) the spool in o->dir, deletes segments before the saved

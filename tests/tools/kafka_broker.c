@@ -151,16 +151,25 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "b:t:r:f:c:", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'b': nbrokers = atoi(optarg); break;
+        case 'b':
+            nbrokers = atoi(optarg);
+            break;
         case 't':
             if (ntopics == 64)
                 usage();
             topics[ntopics++] = optarg;
             break;
-        case 'r': rtt = atoi(optarg); break;
-        case 'f': bootstrap_file = optarg; break;
-        case 'c': control = optarg; break;
-        default: usage();
+        case 'r':
+            rtt = atoi(optarg);
+            break;
+        case 'f':
+            bootstrap_file = optarg;
+            break;
+        case 'c':
+            control = optarg;
+            break;
+        default:
+            usage();
         }
     }
     if (nbrokers < 1 || nbrokers > 16 || optind != argc)

@@ -59,8 +59,8 @@ static int teardown(void **state)
 
 static lsf_spool *open_spool(uint64_t max, uint64_t segbytes)
 {
-    lsf_spool_opts o = {.dir = dir, .max_bytes = max, .segment_bytes = segbytes,
-                        .fsync = LSF_SPOOL_FSYNC_INTERVAL};
+    lsf_spool_opts o = {
+        .dir = dir, .max_bytes = max, .segment_bytes = segbytes, .fsync = LSF_SPOOL_FSYNC_INTERVAL};
     char err[512];
     lsf_spool *s = NULL;
     if (lsf_spool_open(&s, &o, err, sizeof(err)) < 0)
@@ -195,8 +195,7 @@ static void test_crc32c(void **state)
     for (int i = 0; i < 300; i++)
         buf[i] = (char)(i * 7 + 3);
     for (size_t off = 0; off < 9; off++)
-        for (size_t n = 0; n + off <= 300; n += 13)
-        {
+        for (size_t n = 0; n + off <= 300; n += 13) {
             assert_int_equal(lsf_crc32c(0, buf + off, n), crc_ref(buf + off, n));
             assert_int_equal(lsf_crc32c_sw(0, buf + off, n), crc_ref(buf + off, n));
         }
@@ -397,8 +396,8 @@ static void test_lock_and_readonly(void **state)
 static void test_fsync_batch(void **state)
 {
     (void)state;
-    lsf_spool_opts o = {.dir = dir, .max_bytes = 1 << 30, .segment_bytes = 4096,
-                        .fsync = LSF_SPOOL_FSYNC_BATCH};
+    lsf_spool_opts o = {
+        .dir = dir, .max_bytes = 1 << 30, .segment_bytes = 4096, .fsync = LSF_SPOOL_FSYNC_BATCH};
     char err[512];
     lsf_spool *s;
     assert_int_equal(lsf_spool_open(&s, &o, err, sizeof(err)), 0);
