@@ -669,7 +669,8 @@ static int list_segments(lsf_spool *s, char *err, size_t errlen)
             s->next_seq = seq + 1;
     }
     closedir(d);
-    qsort(s->segs, s->nsegs, sizeof(seg), cmp_seg);
+    if (s->nsegs > 1)
+        qsort(s->segs, s->nsegs, sizeof(seg), cmp_seg);
     return 0;
 }
 
