@@ -3,6 +3,7 @@
 #   make            build ./logsift
 #   make run        install missing packages, build, run on the default config
 #   make test       install missing packages, build, run every test
+#   make test-kafka-full  the Kafka tests at full size (200,000 events, a 10 s outage)
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       build the libFuzzer targets and run each FUZZ_TIME seconds
 #   make bench      logsift beside rsyslog and syslog-ng, every scenario (< 15 min)
@@ -91,6 +92,11 @@ run: deps logsift
 test: deps
 	@$(MAKE) --no-print-directory logsift build-tests
 	@BUILD=$(BUILD) tests/run.sh
+
+.PHONY: test-kafka-full
+test-kafka-full: deps
+	@$(MAKE) --no-print-directory logsift build-tests
+	@BUILD=$(BUILD) LSF_KAFKA_FULL=1 tests/run.sh kafka
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
