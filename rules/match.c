@@ -218,6 +218,14 @@ static bool cond_ok(const lsf_cond *c, const lsf_event *ev)
     return cond_test(c, ev, has, v);
 }
 
+bool lsf_when_match(const lsf_when *w, const lsf_event *ev)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (!cond_ok(&w->conds[i], ev))
+            return false;
+    return true;
+}
+
 /* ---- confirming a candidate ---------------------------------------------------- */
 
 enum { RX_NO = 0, RX_YES = 1, RX_LIMIT = 2 };

@@ -255,14 +255,16 @@ static int cond_op(lsf_cond *c, const lsf_node *e, lsf_errbuf *err)
     }
 }
 
-static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
+/* Compiles a `when:` map into *out (n conditions); on error the conditions
+ * compiled so far stay in *out for the caller to free. */
+static int compile_conds(lsf_cond **out, uint32_t *nout, const lsf_node *when, lsf_errbuf *err)
 {
     if (when->kind != LSF_NODE_MAP)
         return lsf_node_error(err, when, "'when' must be a map of field: condition");
     size_t n = 0;
     for (const lsf_node *f = when->child; f; f = f->next)
         n += f->kind == LSF_NODE_MAP ? (f->nchild ? f->nchild : 1) : 1;
-    r->conds = xcalloc(n, sizeof(lsf_cond));
+    lsf_cond *conds = *out = xcalloc(n, sizeof(lsf_cond));
     for (const lsf_node *f = when->child; f; f = f->next) {
         lsf_node keyat = {.file = f->file, .line = f->key_line, .col = f->key_col};
         lsf_fieldref ref;
@@ -272,20 +274,55 @@ static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
             if (!f->child)
                 return lsf_node_error(err, f, "empty condition for '%s'", f->key);
             for (const lsf_node *e = f->child; e; e = e->next) {
-                lsf_cond *c = &r->conds[r->nconds++];
+                lsf_cond *c = &conds[(*nout)++];
                 c->field = ref;
                 if (cond_op(c, e, err) < 0)
                     return -1;
             }
             continue;
         }
-        lsf_cond *c = &r->conds[r->nconds++];
+        lsf_cond *c = &conds[(*nout)++];
         c->field = ref;
         c->op = f->kind == LSF_NODE_SEQ ? LSF_OP_IN : LSF_OP_EQ;
         if (cond_strings(c, f, f->key, err) < 0)
             return -1;
     }
     return 0;
+}
+
+static int compile_when(lsf_rule *r, const lsf_node *when, lsf_errbuf *err)
+{
+    return compile_conds(&r->conds, &r->nconds, when, err);
+}
+
+static void free_conds(lsf_cond *conds, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t k = 0; k < conds[i].nstrs; k++)
+            free(conds[i].strs[k]);
+        free(conds[i].strs);
+        free(conds[i].lens);
+        free(conds[i].cidrs);
+    }
+    free(conds);
+}
+
+lsf_when *lsf_when_compile(const lsf_node *when, lsf_errbuf *err)
+{
+    lsf_when *w = xcalloc(1, sizeof(*w));
+    if (compile_conds(&w->conds, &w->n, when, err) < 0) {
+        lsf_when_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void lsf_when_free(lsf_when *w)
+{
+    if (!w)
+        return;
+    free_conds(w->conds, w->n);
+    free(w);
 }
 
 /* Flags captures whose field another group of the rule also writes (only
@@ -760,14 +797,7 @@ int lsf_rule_compile(lsf_ruleset *rs, lsf_rule *r, const lsf_node *node, lsf_pac
 void lsf_rule_free(lsf_rule *r)
 {
     free(r->id);
-    for (uint32_t i = 0; i < r->nconds; i++) {
-        for (uint32_t k = 0; k < r->conds[i].nstrs; k++)
-            free(r->conds[i].strs[k]);
-        free(r->conds[i].strs);
-        free(r->conds[i].lens);
-        free(r->conds[i].cidrs);
-    }
-    free(r->conds);
+    free_conds(r->conds, r->nconds);
     for (uint32_t i = 0; i < r->nrx; i++) {
         pcre2_code_free(r->rx[i].code);
         free(r->rx[i].expanded);

@@ -86,6 +86,19 @@ void lsf_ruleset_print_stats(const lsf_ruleset *rs, FILE *f);
 struct lsf_stage;
 lsf_ruleset *lsf_rules_stage_current(struct lsf_stage *st);
 
+/* ---- `when` conditions for other stages (rule.c, match.c) ------------------ */
+
+/* A `when:` map compiled with exactly the rule syntax and semantics
+ * (docs/rule-packs.md), for stages that select events the way rules do
+ * (detections). Immutable once compiled: match from any thread. */
+typedef struct lsf_when lsf_when;
+/* Compiles `when` (a map node); NULL with err set to file:line:col. An
+ * empty map matches every event. The caller frees with lsf_when_free. */
+lsf_when *lsf_when_compile(const lsf_node *when, lsf_errbuf *err);
+void lsf_when_free(lsf_when *w);
+/* True when every condition holds on ev. */
+bool lsf_when_match(const lsf_when *w, const lsf_event *ev);
+
 /* ---- inline tests (rules/packtest.c) -------------------------------------- */
 
 typedef struct lsf_rules_test_result {

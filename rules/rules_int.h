@@ -118,6 +118,12 @@ typedef struct lsf_cond {
     uint32_t ncidrs;
 } lsf_cond;
 
+/* A compiled `when:` map on its own (rules.h): every condition must hold. */
+struct lsf_when {
+    lsf_cond *conds;
+    uint32_t n;
+};
+
 /* ---- rules ------------------------------------------------------------------ */
 
 /* A static field from `set:` or a copy from `copy:`. */
