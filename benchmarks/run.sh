@@ -39,6 +39,7 @@ done
 # /usr/bin/time is not needed (CPU and RSS come from /proc), perf is optional.
 need=()
 installed rsyslog || need+=(rsyslog)
+installed rsyslog-kafka || need+=(rsyslog-kafka)   # omkafka, the rsyslog peer of scenario 5
 installed python3 || need+=(python3)
 if ! installed syslog-ng-core; then
     for p in libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3; do

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""kafka.py - scenario 5 of bench.py: TCP syslog -> parse -> JSON -> Kafka, lz4 on.
+
+bench.py runs the scenario whose conf is "kafka" through run_one() here instead
+of its own, which counts lines of an output file: here the output is a topic.
+Each run gets a fresh test broker (tests/tools/kafka_broker: librdkafka's mock
+cluster, the real Kafka protocol on loopback, messages kept in memory) with a
+4-partition topic, so counts start at zero; the daemon's config template gets
+@BROKERS@ and @TOPIC@. The same generated traffic is sent over one TCP
+connection (blast), and:
+
+  lines/s, MB/s  input lines and bytes over the window from the first byte sent
+                 to the moment the broker holds every record: the sum of the
+                 partitions' end offsets (kcat -Q) is polled every 200 ms, every
+                 20 ms once 90% arrived; the window ends at the middle of the poll
+                 that first saw them all (within ~20 ms; record timestamps cannot
+                 serve: omkafka stamps records with the syslog time). A run that
+                 stays short for the idle timeout reports the shortfall as lost.
+  CPU s, RSS MB  as in bench.py (the broker is a separate process, not counted)
+
+Every system produces with lz4, acks=all, the idempotent producer where it has
+one. Peers: rsyslog with omkafka (Debian package rsyslog-kafka); syslog-ng's
+kafka-c() needs syslog-ng-mod-rdkafka unpacked beside syslog-ng-core (not yet):
+a peer whose Kafka module is missing is reported as failed with the reason.
+
+Run alone: benchmarks/run.sh --scenarios kafka [--quick] [--systems logsift]
+"""
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+def _bench():
+    """bench.py's module: __main__ when it runs as the harness (so its settings,
+    e.g. --keep, apply), else imported."""
+    main = sys.modules.get("__main__")
+    return main if hasattr(main, "Daemon") else importlib.import_module("bench")
+
+
+TOPIC = "bench"
+PARTITIONS = 4
+POLL_S, POLL_NEAR_END_S = 0.2, 0.02
+
+
+def broker_bin():
+    bench = _bench()
+    build = os.environ.get("BENCH_BUILD") or os.path.join(bench.ROOT, "build")
+    return os.path.join(build, "tools", "kafka_broker")
+
+
+class Broker:
+    """A fresh test broker for one run."""
+
+    def __init__(self, wd):
+        path = broker_bin()
+        if not os.access(path, os.X_OK):
+            bench = _bench()
+            subprocess.run(["make", "-C", bench.ROOT, "--no-print-directory", "-s",
+                            os.path.relpath(path, bench.ROOT)], check=True)
+        self.boot_file = os.path.join(wd, "broker.boot")
+        self.logf = open(os.path.join(wd, "broker.log"), "wb")
+        self.proc = subprocess.Popen([path, "--topic", f"{TOPIC}:{PARTITIONS}",
+                                      "--bootstrap-file", self.boot_file],
+                                     stdout=subprocess.DEVNULL, stderr=self.logf)
+        t_end = time.monotonic() + 10
+        while time.monotonic() < t_end:
+            if os.path.exists(self.boot_file):
+                with open(self.boot_file) as f:
+                    self.boot = f.read().strip()
+                if self.boot:
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the test broker did not start")
+
+    def kcat(self, *args, timeout=30):
+        r = subprocess.run(["kcat", "-b", self.boot, *args], capture_output=True, text=True,
+                           timeout=timeout)
+        return r.stdout
+
+    def count(self):
+        """Records in the topic: the sum of the partitions' end offsets."""
+        args = []
+        for p in range(PARTITIONS):
+            args += ["-t", f"{TOPIC}:{p}:-1"]
+        total = 0
+        for line in self.kcat("-Q", *args).splitlines():
+            if " offset " in line:
+                total += max(0, int(line.rsplit(" ", 1)[1]))
+        return total
+
+    def sample(self, n=3):
+        out = self.kcat("-C", "-t", TOPIC, "-o", "beginning", "-c", str(n), "-e", "-q")
+        return [line for line in out.splitlines() if line.strip()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def missing_module(system):
+    """Why a peer cannot produce to Kafka here, or None."""
+    if system == "rsyslog":
+        mod = "/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so"
+        if not os.path.exists(mod):
+            return "omkafka is not installed (Debian package rsyslog-kafka)"
+    if system == "syslog-ng":
+        return ("kafka-c() needs syslog-ng-mod-rdkafka unpacked beside syslog-ng-core "
+                "(benchmarks/run.sh does not fetch it yet)")
+    if shutil.which("kcat") is None:
+        return "kcat is not installed (Debian package kcat)"
+    return None
+
+
+def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=None):
+    """One run of scenario 5 for one system; the same result keys as bench.run_one."""
+    bench = _bench()
+    res = {"system": system, "scenario": scn.key, "run": run_idx, "lines_in": inp["lines"],
+           "bytes_in": inp["bytes"], "error": None}
+    why = missing_module(system)
+    if why:
+        res["error"] = why
+        return res
+    wd = tempfile.mkdtemp(prefix=f"{system}-{scn.key}-{run_idx}-", dir=tmp)
+    broker = d = None
+    try:
+        broker = Broker(wd)
+        # The templates' @BROKERS@ and @TOPIC@ (Daemon fills TUNING values in).
+        bench.TUNING.update(BROKERS=broker.boot, TOPIC=TOPIC)
+        d = bench.Daemon(system, scn, wd, os.path.join(wd, "unused.out"), rules_paths)
+        d.wait_ready()
+        pid = d.proc.pid
+        cpu0 = bench.cpu_seconds(pid)
+        blast = subprocess.Popen([os.path.join(os.environ["BENCH_TOOLS"], "blast"),
+                                  f"127.0.0.1:{d.port}", inp["path"]],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        expected = inp["lines"]
+        count, last, end_ns = 0, -1, None
+        t_start = last_growth = time.monotonic()
+        while True:
+            time.sleep(POLL_NEAR_END_S if count >= 0.9 * expected else POLL_S)
+            now = time.monotonic()
+            t0 = time.time_ns()
+            count = broker.count()
+            if count != last:
+                last, last_growth = count, now
+            if count >= expected:
+                end_ns = (t0 + time.time_ns()) // 2
+                break
+            if d.proc.poll() is not None:
+                res["error"] = f"exited with {d.proc.returncode}: {d.log_tail()}"
+                break
+            if blast.poll() is not None and now - last_growth > idle_timeout:
+                break
+            if now - t_start > 600:
+                res["error"] = "no completion after 600 s"
+                break
+        cpu1 = bench.cpu_seconds(pid) if d.proc.poll() is None else cpu0
+        rss = bench.peak_rss_mb(pid) if d.proc.poll() is None else 0.0
+        bout, berr = blast.communicate(timeout=30)
+        if blast.returncode != 0:
+            res["error"] = res["error"] or f"sender failed: {berr.strip()}"
+        start_ns = int(dict(kv.split("=") for kv in bout.split())["start_ns"]) if bout else 0
+        # Records arriving late would be duplicates: look once more.
+        time.sleep(0.3)
+        count = broker.count()
+        secs = (end_ns - start_ns) / 1e9 if end_ns and start_ns else float("nan")
+        delivered = min(count, expected)
+        res.update(lines_out=count, lost=expected - delivered, secs=secs,
+                   lps=delivered / secs if secs > 0 else 0.0,
+                   mbps=inp["bytes"] * delivered / expected / secs / 1e6 if secs > 0 else 0.0,
+                   cpu=cpu1 - cpu0, rss=rss)
+        for rec in broker.sample():
+            try:
+                json.loads(rec)
+            except ValueError as e:
+                res["error"] = res["error"] or f"a record is not JSON: {e}"
+                break
+    except Exception as e:  # report, keep going with the other systems
+        res["error"] = str(e)
+    finally:
+        if d:
+            d.stop()
+        if broker:
+            broker.stop()
+        if not bench.KEEP:
+            shutil.rmtree(wd, ignore_errors=True)
+    return res
