@@ -17,7 +17,7 @@ lsf_batch *lsf_batch_new(uint32_t cap)
     lsf_batch *b = calloc(1, sizeof(*b));
     if (!b)
         lsf_die("out of memory (batch)");
-    b->events = calloc(cap, sizeof(lsf_event));
+    b->events = calloc((size_t)cap + LSF_BATCH_EXTRA, sizeof(lsf_event));
     if (!b->events)
         lsf_die("out of memory (batch of %u events)", cap);
     b->cap = cap;
@@ -80,6 +80,16 @@ void lsf_ack_release(lsf_ack *a)
 lsf_event *lsf_batch_push(lsf_batch *b)
 {
     if (b->n >= b->cap)
+        return NULL;
+    lsf_event *ev = &b->events[b->n++];
+    memset(ev, 0, sizeof(*ev));
+    ev->pri = -1;
+    return ev;
+}
+
+lsf_event *lsf_batch_push_extra(lsf_batch *b)
+{
+    if (b->n >= b->cap + LSF_BATCH_EXTRA)
         return NULL;
     lsf_event *ev = &b->events[b->n++];
     memset(ev, 0, sizeof(*ev));

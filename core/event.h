@@ -151,12 +151,21 @@ struct lsf_batch {
     lsf_ack *ack;       /* set by inputs that need to know of delivery, or NULL */
 };
 
+/* Spare event slots every batch has beyond `cap`: inputs fill a batch to
+ * cap, and a transform that adds events of its own (detections' alerts)
+ * appends them with lsf_batch_push_extra. */
+#define LSF_BATCH_EXTRA 32
+
 lsf_batch *lsf_batch_new(uint32_t cap);
 void lsf_batch_free(lsf_batch *b);
 /* Drops every event and every byte of the arena. */
 void lsf_batch_reset(lsf_batch *b);
 /* Appends a zeroed event (pri -1) and returns it; NULL when the batch is full. */
 lsf_event *lsf_batch_push(lsf_batch *b);
+/* Appends a zeroed event (pri -1) even when the batch holds `cap` events,
+ * into one of its LSF_BATCH_EXTRA spare slots; NULL when those are used up
+ * too. For transforms that add events to a batch (alerts). */
+lsf_event *lsf_batch_push_extra(lsf_batch *b);
 /* Appends an event holding a copy of `len` bytes as its raw record and
  * message. NULL when the batch is full. */
 lsf_event *lsf_batch_push_record(lsf_batch *b, const char *rec, size_t len, int64_t now_ns);
