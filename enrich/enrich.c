@@ -63,3 +63,43 @@ int lsf_enrich_load_error(lsf_errbuf *err, const lsf_node *at, const char *file)
     lsf_errbuf inner = *err;
     return lsf_node_error(err, at, "%s", inner.msg);
 }
+
+lsf_field *lsf_enrich_reserve(lsf_batch *b, lsf_event *ev, uint16_t n)
+{
+    if ((uint32_t)ev->nfields + n > ev->capfields) {
+        uint32_t ncap = ev->capfields ? ev->capfields : 8;
+        while (ncap < (uint32_t)ev->nfields + n)
+            ncap *= 2;
+        if (ncap > UINT16_MAX)
+            return NULL;
+        lsf_field *nf = lsf_arena_alloc(&b->arena, ncap * sizeof(lsf_field));
+        if (ev->nfields)
+            memcpy(nf, ev->fields, ev->nfields * sizeof(lsf_field));
+        ev->fields = nf;
+        ev->capfields = (uint16_t)ncap;
+    }
+    return &ev->fields[ev->nfields];
+}
+
+void lsf_enrich_field_init(lsf_enrich_field *f, const char *name)
+{
+    f->name = lsf_enrich_str(lsf_enrich_join("", name));
+    /* a well-known name is one lsf_event_get_str answers on an event that
+     * has every well-known member and no dynamic field */
+    lsf_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.pri = 13;
+    ev.version = 1;
+    ev.time_ns = ev.ingested_ns = 1;
+    ev.raw = ev.message = ev.host = ev.app = ev.procid = ev.msgid = ev.sd = ev.source_addr =
+        LSF_STR_LIT("1");
+    char scratch[32];
+    lsf_str out;
+    f->fixed = lsf_event_get_str(&ev, f->name, scratch, &out);
+}
+
+void lsf_enrich_field_free(lsf_enrich_field *f)
+{
+    free((char *)f->name.ptr);
+    f->name = LSF_STR_NULL;
+}

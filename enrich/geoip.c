@@ -36,6 +36,7 @@
 typedef struct geoip_conf {
     lsf_strlist databases;
     lsf_strlist fields;
+    lsf_strlist properties;
     const lsf_node *mapping;
     char *language;
     int64_t cache_size;
@@ -58,17 +59,24 @@ typedef struct wstate {
     uint32_t clock;
     uint64_t generation;
     lsf_geo_result res;
+    lsf_str *val;   /* per IP field: its value in the event being processed */
+    char (*text)[32]; /* per IP field: the text of a value that is not a string */
+    uint8_t *state; /* per IP field: F_* flags for that event */
     uint64_t hits, misses, found, invalid, special;
 } wstate;
+
+enum { F_HAVE = 1, F_TAKEN = 2 }; /* the field is there / an output name is taken */
 
 typedef struct geoip_ctx {
     const char *name;
     lsf_geo_map *map;
     size_t nfields;
-    lsf_str *field;          /* the IP fields */
+    lsf_enrich_field *field; /* the IP fields */
+    lsf_str *prefix;         /* per field: "<prefix>." ("" when there is none) */
     lsf_str *scope_name;     /* per field: <prefix>.ip_scope */
     lsf_str *out_name;       /* nfields * nout: <prefix>.<output> */
     size_t nout;
+    bool shared_prefix; /* two IP fields write under one prefix: no fast path */
     int nworkers;
     wstate **ws;
     lsf_live *live;
@@ -85,6 +93,12 @@ static const lsf_key geoip_keys[] = {
      "IP fields to look up (default: source.ip, destination.ip, client.ip); results go beside "
      "each, under the field's prefix (source.ip -> source.geo.*, source.as.*).",
      offsetof(geoip_conf, fields), NULL, 0, 0, false},
+    {"properties", LSF_K_STRLIST, NULL,
+     "Outputs of the built-in mapping to write (default: geo.continent_code, "
+     "geo.country_iso_code, geo.country_name, geo.region_name, geo.city_name, geo.location, "
+     "geo.timezone, as.number, as.organization.name; also geo.continent_name, "
+     "geo.region_iso_code, geo.postal_code).",
+     offsetof(geoip_conf, properties), NULL, 0, 0, false},
     {"mapping", LSF_K_NODE, NULL,
      "Output field (relative to the prefix) -> record path, for databases in other schemas, "
      "e.g. {geo.country_iso_code: country_code}; replaces the built-in mapping.",
@@ -126,11 +140,21 @@ static void dbs_free(void *arg, void *v)
 
 /* ---- per-worker cache --------------------------------------------------- */
 
+static inline bool key_eq(const uint8_t *a, const uint8_t *b)
+{
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&a1, a + 8, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&b1, b + 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 static centry *cache_find(wstate *w, const lsf_ip *ip, uint64_t h)
 {
     centry *set = &w->ent[(h & (w->nsets - 1)) * WAYS];
     for (int i = 0; i < WAYS; i++)
-        if (set[i].stamp && memcmp(set[i].key, ip->b, 16) == 0) {
+        if (set[i].stamp && key_eq(set[i].key, ip->b)) {
             set[i].stamp = ++w->clock ? w->clock : (w->clock = 1);
             return &set[i];
         }
@@ -177,14 +201,65 @@ static void cache_clear(wstate *w, uint64_t generation)
 
 /* ---- writing fields ----------------------------------------------------- */
 
-static void apply(geoip_ctx *x, lsf_batch *b, lsf_event *ev, size_t fi, const lsf_geo_item *items,
-                  uint32_t n, const char *str, uint32_t slen)
+/* true when `name` is one of the outputs of IP field fi */
+static bool is_output(const geoip_ctx *x, size_t fi, lsf_str name)
+{
+    const lsf_str *names = &x->out_name[fi * x->nout];
+    for (size_t o = 0; o < x->nout; o++)
+        if (lsf_str_eq(name, names[o]))
+            return true;
+    return false;
+}
+
+/* One pass over the event's dynamic fields finds the values of the IP fields
+ * and notes, per IP field, whether one of its output names is already there
+ * (then results are written with lsf_event_set, which replaces; else they
+ * are appended without a search per field). Well-known IP fields are read
+ * with lsf_event_get_str. */
+static void scan_event(const geoip_ctx *x, wstate *w, const lsf_event *ev)
+{
+    memset(w->state, 0, x->nfields);
+    for (uint16_t k = 0; k < ev->nfields; k++) {
+        const lsf_field *f = &ev->fields[k];
+        for (size_t fi = 0; fi < x->nfields; fi++) {
+            const lsf_enrich_field *ip = &x->field[fi];
+            lsf_str pre = x->prefix[fi];
+            if (lsf_str_eq(f->name, ip->name)) {
+                if (f->type == LSF_T_STR) {
+                    w->val[fi] = f->v.s;
+                    w->state[fi] |= F_HAVE;
+                } else if (lsf_event_get_str(ev, ip->name, w->text[fi], &w->val[fi])) {
+                    w->state[fi] |= F_HAVE; /* a number: its text, which will not parse */
+                }
+            } else if (f->name.len > pre.len && (!pre.len || f->name.ptr[pre.len - 1] == '.') &&
+                       memcmp(f->name.ptr, pre.ptr, pre.len) == 0 && is_output(x, fi, f->name)) {
+                w->state[fi] |= F_TAKEN;
+            }
+        }
+    }
+    for (size_t fi = 0; fi < x->nfields; fi++)
+        if (x->field[fi].fixed && lsf_event_get_str(ev, x->field[fi].name, w->text[fi], &w->val[fi]))
+            w->state[fi] |= F_HAVE;
+}
+
+static void apply(const geoip_ctx *x, const wstate *w, lsf_batch *b, lsf_event *ev, size_t fi,
+                  const lsf_geo_item *items, uint32_t n, const char *str, uint32_t slen)
 {
     const char *s = slen ? lsf_arena_memdup(&b->arena, str, slen) : NULL;
     const lsf_str *names = &x->out_name[fi * x->nout];
+    /* usually none of the names is there yet: append without a search per field */
+    bool fast = !(w->state[fi] & F_TAKEN) && !x->shared_prefix &&
+                lsf_enrich_reserve(b, ev, (uint16_t)n);
     for (uint32_t i = 0; i < n; i++) {
         const lsf_geo_item *it = &items[i];
-        lsf_field *f = lsf_event_set(b, ev, names[it->out], 0);
+        lsf_field *f;
+        if (fast) {
+            f = &ev->fields[ev->nfields++];
+            f->name = names[it->out];
+            f->id = 0;
+        } else {
+            f = lsf_event_set(b, ev, names[it->out], 0);
+        }
         f->type = it->type;
         switch (it->type) {
         case LSF_T_STR:
@@ -203,7 +278,7 @@ static void enrich_one(geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, lsf_batc
         w->misses++;
         if (lsf_geo_resolve(dbs, x->map, ip, &w->res)) {
             w->found++;
-            apply(x, b, ev, fi, w->res.item, w->res.n, w->res.str, w->res.slen);
+            apply(x, w, b, ev, fi, w->res.item, w->res.n, w->res.str, w->res.slen);
         }
         return;
     }
@@ -218,7 +293,7 @@ static void enrich_one(geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, lsf_batc
     }
     if (e->nitems) {
         w->found++;
-        apply(x, b, ev, fi, (const lsf_geo_item *)e->blob, e->nitems,
+        apply(x, w, b, ev, fi, (const lsf_geo_item *)e->blob, e->nitems,
               (const char *)e->blob + e->nitems * sizeof(lsf_geo_item), e->slen);
     }
 }
@@ -233,15 +308,14 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
         cache_clear(w, dbs->generation);
     uint64_t hits = w->hits, misses = w->misses, found = w->found, invalid = w->invalid,
              special = w->special;
-    char scratch[32];
     for (uint32_t i = 0; i < b->n; i++) {
         lsf_event *ev = &b->events[i];
         if (ev->flags & LSF_EV_DROPPED)
             continue;
+        scan_event(x, w, ev);
         for (size_t fi = 0; fi < x->nfields; fi++) {
-            lsf_str v;
-            if (!lsf_event_get_str(ev, x->field[fi], scratch, &v) || v.len == 0 ||
-                (v.len == 1 && v.ptr[0] == '-'))
+            lsf_str v = w->val[fi];
+            if (!(w->state[fi] & F_HAVE) || v.len == 0 || (v.len == 1 && v.ptr[0] == '-'))
                 continue;
             lsf_ip ip;
             if (lsf_ip_parse(v.ptr, v.len, &ip) < 0) {
@@ -294,30 +368,41 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
         return lsf_node_error(err, lsf_enrich_at(st->node, "databases"),
                               "databases: name at least one .mmdb file");
     if (c->mapping) {
+        if (c->properties.n)
+            return lsf_node_error(err, lsf_enrich_at(st->node, "properties"),
+                                  "properties: not with mapping (the mapping names its outputs)");
         x->map = lsf_geo_map_parse(c->mapping, err);
         if (!x->map)
             return -1;
     } else {
-        x->map = lsf_geo_map_builtin(c->language);
+        x->map = lsf_geo_map_builtin(c->language,
+                                     c->properties.n ? (const char *const *)c->properties.v : NULL,
+                                     c->properties.n, err);
+        if (!x->map)
+            return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "properties"), "");
     }
     x->nout = lsf_geo_map_nout(x->map);
     const char *const *fields = c->fields.n ? (const char *const *)c->fields.v : default_fields;
     x->nfields = c->fields.n ? c->fields.n : sizeof(default_fields) / sizeof(default_fields[0]);
-    x->field = calloc(x->nfields, sizeof(lsf_str));
+    x->field = calloc(x->nfields, sizeof(lsf_enrich_field));
+    x->prefix = calloc(x->nfields, sizeof(lsf_str));
     x->scope_name = calloc(x->nfields, sizeof(lsf_str));
     x->out_name = calloc(x->nfields * (x->nout ? x->nout : 1), sizeof(lsf_str));
-    if (!x->field || !x->scope_name || !x->out_name)
+    if (!x->field || !x->prefix || !x->scope_name || !x->out_name)
         lsf_die("out of memory");
     for (size_t i = 0; i < x->nfields; i++) {
         if (!lsf_enrich_name_ok(fields[i]))
             return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
                                   "fields: '%s' is not a field name", fields[i]);
         char *prefix = lsf_enrich_prefix(fields[i]);
-        x->field[i] = lsf_enrich_str(lsf_enrich_join("", fields[i]));
+        lsf_enrich_field_init(&x->field[i], fields[i]);
+        x->prefix[i] = lsf_enrich_str(lsf_enrich_join(prefix, ""));
         x->scope_name[i] = lsf_enrich_str(lsf_enrich_join(prefix, "ip_scope"));
         for (size_t o = 0; o < x->nout; o++)
             x->out_name[i * x->nout + o] =
                 lsf_enrich_str(lsf_enrich_join(prefix, lsf_geo_map_out(x->map, o)));
+        for (size_t k = 0; k < i; k++)
+            x->shared_prefix |= strcmp(x->prefix[k].ptr, x->prefix[i].ptr) == 0;
         free(prefix);
     }
     x->databases = calloc(c->databases.n + 1, sizeof(char *));
@@ -340,6 +425,11 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
         if (!x->ws[i])
             lsf_die("out of memory");
         x->ws[i]->nsets = nsets;
+        x->ws[i]->val = calloc(x->nfields, sizeof(lsf_str));
+        x->ws[i]->state = calloc(x->nfields, 1);
+        x->ws[i]->text = calloc(x->nfields, 32);
+        if (!x->ws[i]->val || !x->ws[i]->state || !x->ws[i]->text)
+            lsf_die("out of memory");
         if (nsets && !(x->ws[i]->ent = calloc((size_t)nsets * WAYS, sizeof(centry))))
             lsf_die("out of memory (geoip cache of %u entries)", nsets * WAYS);
     }
@@ -369,16 +459,21 @@ static void geoip_destroy(lsf_stage *st)
         for (uint32_t k = 0; k < w->nsets * WAYS; k++)
             free(w->ent[k].blob);
         free(w->ent);
+        free(w->val);
+        free(w->state);
+        free(w->text);
         free(w);
     }
     free(x->ws);
     for (size_t i = 0; x->field && i < x->nfields; i++) {
-        free((char *)x->field[i].ptr);
+        lsf_enrich_field_free(&x->field[i]);
+        free((char *)x->prefix[i].ptr);
         free((char *)x->scope_name[i].ptr);
         for (size_t o = 0; o < x->nout; o++)
             free((char *)x->out_name[i * x->nout + o].ptr);
     }
     free(x->field);
+    free(x->prefix);
     free(x->scope_name);
     free(x->out_name);
     free(x->databases);

@@ -46,8 +46,15 @@ typedef struct lsf_geo_map lsf_geo_map;
 
 /* The built-in mapping: the MaxMind GeoIP2/GeoLite2 City, Country, ASN
  * (and ISP/Enterprise) schemas, and the flat ip-location-db schema
- * (country_code, state1, city, latitude, ...), names in `language`. */
-lsf_geo_map *lsf_geo_map_builtin(const char *language);
+ * (country_code, state1, city, latitude, ...), names in `language`,
+ * limited to the outputs in props (NULL: lsf_geo_default_properties).
+ * NULL with err set for an unknown property. */
+lsf_geo_map *lsf_geo_map_builtin(const char *language, const char *const *props, size_t nprops,
+                                 lsf_errbuf *err);
+/* The outputs written by default (NULL-terminated): the ECS geo and as
+ * fields; geo.continent_name, geo.region_iso_code and geo.postal_code are
+ * there on request. */
+extern const char *const lsf_geo_default_properties[];
 /* A mapping from config: a map of output name -> data path ("country_code",
  * "country.names.en", "subdivisions.0.iso_code") or a list of paths tried in
  * order. NULL with err set (position of the bad entry). */

@@ -164,12 +164,48 @@ static lsf_geo_map *map_new(void)
     return m;
 }
 
-lsf_geo_map *lsf_geo_map_builtin(const char *language)
+const char *const lsf_geo_default_properties[] = {
+    "geo.continent_code", "geo.country_iso_code", "geo.country_name", "geo.region_name",
+    "geo.city_name",      "geo.location",         "geo.timezone",     "as.number",
+    "as.organization.name", NULL};
+
+static bool listed(const char *const *v, size_t n, const char *name)
 {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], name) == 0)
+            return true;
+    return false;
+}
+
+lsf_geo_map *lsf_geo_map_builtin(const char *language, const char *const *props, size_t nprops,
+                                 lsf_errbuf *err)
+{
+    size_t nb = sizeof(builtin) / sizeof(builtin[0]);
+    if (!props) {
+        props = lsf_geo_default_properties;
+        for (nprops = 0; props[nprops]; nprops++)
+            ;
+    }
+    for (size_t i = 0; i < nprops; i++) {
+        bool known = false;
+        for (size_t k = 0; k < nb && !known; k++)
+            known = strcmp(builtin[k].out, props[i]) == 0;
+        if (!known) {
+            char all[512] = "";
+            for (size_t k = 0; k < nb; k++)
+                if (k == 0 || strcmp(builtin[k].out, builtin[k - 1].out) != 0)
+                    snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", k ? ", " : "",
+                             builtin[k].out);
+            snprintf(err->msg, sizeof(err->msg), "properties: '%s' is not a built-in output "
+                     "(known: %s)", props[i], all);
+            return NULL;
+        }
+    }
     lsf_geo_map *m = map_new();
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
-        add_entry(m, out_index(m, builtin[i].out), builtin[i].kind, builtin[i].path,
-                  builtin[i].path2, language);
+    for (size_t i = 0; i < nb; i++)
+        if (listed(props, nprops, builtin[i].out))
+            add_entry(m, out_index(m, builtin[i].out), builtin[i].kind, builtin[i].path,
+                      builtin[i].path2, language);
     return m;
 }
 

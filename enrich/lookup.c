@@ -44,7 +44,7 @@ typedef struct lookup_ver {
     slot *slots;
     size_t mask;
     lsf_str *names;
-    lsf_str field; /* the field to read (from config or the header) */
+    lsf_enrich_field field; /* the field to read (from config or the header) */
 } lookup_ver;
 
 typedef struct lookup_ctx {
@@ -114,6 +114,7 @@ static void ver_free(void *arg, void *p)
     free(v->slots);
     lsf_table_free(&v->t);
     free(v->names);
+    lsf_enrich_field_free(&v->field);
     free(v);
 }
 
@@ -193,9 +194,8 @@ static void *ver_load(void *arg, uint64_t generation, lsf_errbuf *err)
             goto fail;
         }
     }
-    /* the field to read: from config, else the key column's name (interned: it outlives us) */
-    const char *field = c->field && *c->field ? c->field : csv.field[0];
-    v->field = lsf_enrich_str(lsf_field_name(lsf_field_intern(field, strlen(field))));
+    /* the field to read: from config, else the key column's name */
+    lsf_enrich_field_init(&v->field, c->field && *c->field ? c->field : csv.field[0]);
     size_t ncols = v->t.ncols, nlines = 0, caplines = 0;
     vals = calloc(ncols, sizeof(char *));
     if (!vals)
@@ -228,7 +228,7 @@ static void *ver_load(void *arg, uint64_t generation, lsf_errbuf *err)
         goto fail;
     v->names = lsf_table_names(&v->t, c->target);
     lsf_info("%s: %s: %zu keys, %zu columns, looked up by %s", x->name, c->path, v->t.nrows,
-             v->t.ncols, v->field.ptr);
+             v->t.ncols, v->field.name.ptr);
     lsf_csv_close(&csv);
     free(vals);
     free(lines);
@@ -251,7 +251,7 @@ static int lookup_process(lsf_stage *st, lsf_batch *b, int worker)
     for (uint32_t i = 0; i < b->n; i++) {
         lsf_event *ev = &b->events[i];
         lsf_str k;
-        if ((ev->flags & LSF_EV_DROPPED) || !lsf_event_get_str(ev, v->field, scratch, &k))
+        if ((ev->flags & LSF_EV_DROPPED) || !lsf_enrich_get(ev, &v->field, scratch, &k))
             continue;
         const slot *s = find(v, k.ptr, k.len, fold);
         if (!s) {

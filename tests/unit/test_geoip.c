@@ -143,10 +143,10 @@ static void test_city_asn(void **state)
     assert_int_equal(ts_run(&t, b, 0), LSF_OK);
 
     assert_field(e0, "source.geo.continent_code", "EU");
-    assert_field(e0, "source.geo.continent_name", "Europe");
+    assert_no_field(e0, "source.geo.continent_name"); /* not a default property */
     assert_field(e0, "source.geo.country_iso_code", "GB");
     assert_field(e0, "source.geo.country_name", "United Kingdom");
-    assert_field(e0, "source.geo.region_iso_code", "GB-ENG");
+    assert_no_field(e0, "source.geo.region_iso_code");
     assert_field(e0, "source.geo.region_name", "England");
     assert_field(e0, "source.geo.city_name", "London");
     assert_field(e0, "source.geo.location", "{\"lat\":51.5142,\"lon\":-0.0931}");
@@ -159,7 +159,6 @@ static void test_city_asn(void **state)
     assert_no_field(e0, "destination.geo.country_iso_code");
 
     assert_field(e1, "client.geo.city_name", "Linköping");
-    assert_field(e1, "client.geo.region_iso_code", "SE-E");
     assert_field(e1, "client.as.number", "29518");
     assert_field(e1, "client.as.organization.name", "Bredband2 AB");
 
@@ -171,6 +170,68 @@ static void test_city_asn(void **state)
     assert_int_equal(e3->nfields, 1); /* not in any database: nothing added */
     assert_int_equal(ts_counter(&t, "lookups"), 6);
     assert_int_equal(ts_counter(&t, "found"), 5);
+    lsf_batch_free(b);
+    ts_close(&t);
+}
+
+static int count_named(const lsf_event *ev, const char *name)
+{
+    int n = 0;
+    for (uint16_t i = 0; i < ev->nfields; i++)
+        n += lsf_str_eq_cstr(ev->fields[i].name, name);
+    return n;
+}
+
+/* Results replace fields of the same names (never duplicate them), also
+ * when two IP fields share a prefix; a well-known field can hold the IP. */
+static void test_replace_and_shared_prefix(void **state)
+{
+    (void)state;
+    tstage t;
+    ts_open_ok(&t, 1,
+               "  - type: geoip\n"
+               "    databases: [" FX "GeoIP2-City-Test.mmdb]\n"
+               "    fields: [source.ip, source.address, log.source.address]\n");
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_event *e0 = ev_with(b, "source.ip", "81.2.69.160", "source.geo.city_name", "stale",
+                            "source.port", "22", NULL);
+    lsf_event *e1 = ev_with(b, "source.ip", "81.2.69.160", "source.address", "89.160.20.112", NULL);
+    lsf_event *e2 = lsf_batch_push(b);
+    e2->source_addr = LSF_STR_LIT("89.160.20.112:514");
+    ts_run(&t, b, 0);
+    assert_field(e0, "source.geo.city_name", "London");
+    assert_int_equal(count_named(e0, "source.geo.city_name"), 1);
+    assert_field(e0, "source.port", "22");
+    /* both write source.geo.*: the later field's values win, once each */
+    assert_field(e1, "source.geo.city_name", "Linköping");
+    assert_int_equal(count_named(e1, "source.geo.city_name"), 1);
+    assert_int_equal(count_named(e1, "source.geo.country_iso_code"), 1);
+    assert_field(e2, "log.source.geo.country_iso_code", "SE");
+    lsf_batch_free(b);
+    ts_close(&t);
+}
+
+static void test_properties(void **state)
+{
+    (void)state;
+    tstage t;
+    ts_open_ok(&t, 1,
+               "  - type: geoip\n"
+               "    databases: [" FX "GeoIP2-City-Test.mmdb, " FX "GeoLite2-ASN-Test.mmdb]\n"
+               "    properties: [geo.continent_name, geo.region_iso_code, geo.postal_code, "
+               "as.number]\n");
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_event *e0 = ev_with(b, "source.ip", "81.2.69.160", NULL);
+    lsf_event *e1 = ev_with(b, "source.ip", "89.160.20.112", NULL);
+    ts_run(&t, b, 0);
+    assert_field(e0, "source.geo.continent_name", "Europe");
+    assert_field(e0, "source.geo.region_iso_code", "GB-ENG");
+    assert_no_field(e0, "source.geo.city_name");
+    assert_no_field(e0, "source.geo.country_iso_code");
+    assert_field(e1, "source.geo.region_iso_code", "SE-E");
+    assert_field(e1, "source.as.number", "29518");
+    assert_no_field(e1, "source.as.organization.name");
+    assert_int_equal(e0->nfields, 3);
     lsf_batch_free(b);
     ts_close(&t);
 }
@@ -202,7 +263,9 @@ static void test_flat_schema(void **state)
     tstage t;
     ts_open_ok(&t, 1,
                "  - type: geoip\n"
-               "    databases: [" FX "flat-city-ipv4.mmdb, " FX "flat-city-ipv6.mmdb]\n");
+               "    databases: [" FX "flat-city-ipv4.mmdb, " FX "flat-city-ipv6.mmdb]\n"
+               "    properties: [geo.country_iso_code, geo.region_name, geo.city_name, "
+               "geo.postal_code, geo.location, geo.timezone, geo.continent_code]\n");
     lsf_batch *b = lsf_batch_new(4);
     lsf_event *e0 = ev_with(b, "source.ip", "81.2.69.1", "destination.ip", "2a02:ff00::77", NULL);
     lsf_event *e1 = ev_with(b, "source.ip", "175.16.199.3", NULL);
@@ -210,7 +273,7 @@ static void test_flat_schema(void **state)
     assert_field(e0, "source.geo.country_iso_code", "GB");
     assert_field(e0, "source.geo.region_name", "Testshire");
     assert_field(e0, "source.geo.city_name", "Testville");
-    assert_field(e0, "source.geo.postal_code", "T1 2AB");
+    assert_field(e0, "source.geo.postal_code", "T1 2AB"); /* asked for */
     /* 32-bit floats come out as their shortest decimals */
     assert_field(e0, "source.geo.location", "{\"lat\":51.5142,\"lon\":-0.0931}");
     assert_field(e0, "source.geo.timezone", "Europe/London");
@@ -379,6 +442,12 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(e, "name at least one"));
     e = ts_error("  - type: geoip\n    databases: [" FX "custom.mmdb]\n    fields: [\"a..b\"]\n");
     assert_non_null(strstr(e, "'a..b' is not a field name"));
+    e = ts_error("  - type: geoip\n    databases: [" FX "custom.mmdb]\n    properties: [geo.x]\n");
+    assert_non_null(strstr(e, "t.yaml:8:17: properties: 'geo.x' is not a built-in output (known: "
+                              "geo.continent_code, geo.continent_name, geo.country_iso_code"));
+    e = ts_error("  - type: geoip\n    databases: [" FX "custom.mmdb]\n    properties: [as.number]\n"
+                 "    mapping: {a: b}\n");
+    assert_non_null(strstr(e, "properties: not with mapping"));
     e = ts_error("  - type: geoip\n    databases: [" FX "custom.mmdb]\n    mapping: [cc]\n");
     assert_non_null(strstr(e, "t.yaml:8:14: mapping: expected a map"));
     e = ts_error("  - type: geoip\n    databases: [" FX "custom.mmdb]\n"
@@ -642,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_ip_parse),
         cmocka_unit_test(test_ip_scope),
         cmocka_unit_test(test_city_asn),
+        cmocka_unit_test(test_replace_and_shared_prefix),
+        cmocka_unit_test(test_properties),
         cmocka_unit_test(test_country_and_language),
         cmocka_unit_test(test_flat_schema),
         cmocka_unit_test(test_custom_mapping),

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""enrich.py - what GeoIP costs logsift end to end: the same traffic through the
+running daemon with and without the geoip stage.
+
+  benchmarks/enrich.py [--lines N] [--runs R] [--keep]      (or: make bench-enrich)
+
+Both runs are scenario 3 of bench.py (TCP -> parse -> the 12 rules -> JSON file,
+conf/logsift-rules.yaml); the enriched one adds GeoIP on source.ip and
+destination.ip (conf/logsift-geoip.yaml), the two IP fields the rules capture.
+The traffic is benchmarks/gen.c's: IPv4 and IPv6 client addresses drawn from
+pools of 60,000 and 8,000 with a Zipf law (s = 1.05), so a few addresses repeat
+a lot and a long tail is seen once or twice. The database is the free GeoLite2
+city data `make geoip-db` installs (data/geoip/); without it, MaxMind's test
+databases stand in and the figures say so (they know almost none of the
+generated addresses, so lookups are cheap misses).
+
+Runs alternate between the two configurations (their order rotating), each
+figure is the median over the runs, measured by bench.py's run_one exactly as
+`make bench` measures every scenario. Exit status: 0 when the enriched run
+keeps at least 80% of the lines/s of the plain one.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import bench  # noqa: E402  (the harness: run_one, make_input, Daemon)
+import rules  # noqa: E402
+
+TARGET = 0.80
+
+
+def tools(build):
+    """Builds gen and blast as benchmarks/run.sh does, unless BENCH_TOOLS is set."""
+    if os.environ.get("BENCH_TOOLS"):
+        return
+    out = os.path.join(build, "bench")
+    os.makedirs(out, exist_ok=True)
+    for t in ("gen", "blast"):
+        src, exe = os.path.join(HERE, t + ".c"), os.path.join(out, t)
+        if not os.path.exists(exe) or os.path.getmtime(src) > os.path.getmtime(exe):
+            subprocess.run([os.environ.get("CC", "cc"), "-O2", "-g", "-std=c11", "-D_GNU_SOURCE",
+                            "-Wall", "-Wextra", "-Werror", "-pthread", "-o", exe, src, "-lm"],
+                           check=True)
+    os.environ["BENCH_TOOLS"] = out
+
+
+def databases():
+    real = [os.path.join(ROOT, "data/geoip", f"geolite2-city-ipv{v}.mmdb") for v in (4, 6)]
+    if all(os.path.exists(p) for p in real):
+        return real, True
+    fx = os.path.join(ROOT, "tests/fixtures/geoip")
+    return [os.path.join(fx, "GeoIP2-City-Test.mmdb"), os.path.join(fx, "GeoLite2-ASN-Test.mmdb")], False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=1000000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep work directories and outputs")
+    args = ap.parse_args()
+    build = os.environ.get("BUILD", "build")
+    tools(os.path.join(ROOT, build) if not os.path.isabs(build) else build)
+    bench.KEEP = args.keep
+    dbs, real = databases()
+    bench.TUNING["GEOIP_DBS"] = ", ".join(f'"{p}"' for p in dbs)
+    plain = types.SimpleNamespace(key="rules12", title="3. + 12 regex rules", conf="rules", nrules=12)
+    geo = types.SimpleNamespace(key="geoip", title="7. + GeoIP on two IP fields", conf="geoip",
+                                nrules=12)
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    tmp = tempfile.mkdtemp(prefix="logsift-enrich-", dir=base)
+    res = {"rules12": [], "geoip": []}
+    try:
+        inp = bench.make_input(tmp, args.lines, {})
+        rp = rules.write_all(12, os.path.join(tmp, "rules12"), traffic=inp["path"])
+        for run in range(args.runs):
+            order = [plain, geo] if run % 2 == 0 else [geo, plain]
+            for scn in order:
+                r = bench.run_one("logsift", scn, inp, tmp, run, rp, idle_timeout=5.0)
+                res[scn.key].append(r)
+                bench.log(f"enrich: {scn.key:<8} run {run + 1}/{args.runs} "
+                          + (f"{r['lps']:>10,.0f} lines/s cpu {r['cpu']:6.2f}s rss {r['rss']:5.0f} MB"
+                             f" lost {r['lost']:,}" if "lps" in r else "")
+                          + (f"  ERROR: {r['error']}" if r["error"] else ""))
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    stats = {}
+    for key, rs in res.items():
+        ok = [r for r in rs if not r["error"] and r.get("lps")]
+        if not ok:
+            print(f"enrich: every {key} run failed: {[r['error'] for r in rs]}")
+            return 2
+        stats[key] = {"lps": statistics.median(r["lps"] for r in ok),
+                      "min": min(r["lps"] for r in ok), "max": max(r["lps"] for r in ok),
+                      "cpu": statistics.median(r["cpu"] for r in ok),
+                      "rss": statistics.median(r["rss"] for r in ok),
+                      "lost": max(r["lost"] for r in ok)}
+    ratio = stats["geoip"]["lps"] / stats["rules12"]["lps"]
+    cpu_ratio = stats["rules12"]["cpu"] / stats["geoip"]["cpu"]
+    print(f"\n{bench.machine()}, commit {bench.commit()}; {args.lines:,} lines "
+          f"(benchmarks/gen.c), median of {args.runs} run(s) (min-max)")
+    print("databases: " + ", ".join(os.path.relpath(p, ROOT) for p in dbs)
+          + ("" if real else "  (MaxMind's test databases: run `make geoip-db` for real figures)"))
+    print("\n| scenario | lines/s | CPU s | peak RSS MB | lost |\n|---|---|---|---|---|")
+    for scn in (plain, geo):
+        st = stats[scn.key]
+        print(f"| {scn.title} | {bench.human(st['lps'])} ({bench.human(st['min'])}-"
+              f"{bench.human(st['max'])}) | {st['cpu']:.2f} | {st['rss']:.0f} | {st['lost']:,} |")
+    print(f"\nwith GeoIP / without: {ratio:.2f} in lines/s, {cpu_ratio:.2f} in CPU time "
+          f"({'meets' if ratio >= TARGET else 'MISSES'} the {TARGET:.2f} target)")
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
