@@ -650,7 +650,8 @@ static void scan(file_ctx *x)
         }
         globfree(&g);
     }
-    qsort(m, nm, sizeof(*m), cmp_match);
+    if (nm)
+        qsort(m, nm, sizeof(*m), cmp_match);
     for (tfile *f = x->files; f; f = f->next)
         f->live = false;
     for (size_t i = 0; i < nm; i++) {
