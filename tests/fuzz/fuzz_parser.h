@@ -3,13 +3,13 @@
  * body parsers), then the JSON writer, whose output must be valid JSON, and
  * every slice of the event must stay inside the record or the arena.
  * Each fuzz_<format>.c defines FUZZ_PARSER and includes this file. */
-#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parsers/parse.h"
 #include "sinks/json_out.h"
+#include "fuzz_json_ok.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,11 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ev->message = ev->raw;
     }
     lsf_json_write_batch(&out, b);
-    json_error_t err;
-    json_t *j = json_loadb(out.buf, out.len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                           &err);
-    if (!j)
+    if (!fuzz_json_ok(out.buf, out.len))
         abort(); /* the writer produced invalid JSON */
-    json_decref(j);
     return 0;
 }
