@@ -1,6 +1,7 @@
 /* file_tail.h - internal to the `file` input: the followed files, their
- * checkpoints and the delivery acknowledgements that advance them
- * (file.c reads and follows, file_ckpt.c persists and tracks acks).
+ * checkpoints and the delivery acknowledgements that advance them.
+ * file.c reads and follows, file_scan.c finds and tells files apart,
+ * file_ckpt.c persists checkpoints and tracks acks.
  *
  * A file is known by its device and inode while it is open, and by a
  * fingerprint (a hash of its first bytes, up to LSF_FP_BYTES) across
@@ -23,11 +24,13 @@
 #define LSF_FILE_TAIL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "core/metrics.h"
+#include "core/pipeline.h"
 #include "ingest/listen.h"
 #include "ingest/multiline.h"
 
@@ -111,5 +114,61 @@ void lsf_ckpt_free(lsf_ckpt *v, size_t n);
  * Returns 0 or -errno. */
 int lsf_ckpt_save(const char *path, lsf_ftrack *t, tfile *files, const lsf_ckpt *keep, size_t nkeep,
                   bool sync);
+
+/* ---- the input (file.c) and its file-system side (file_scan.c) ---------- */
+
+enum { FROM_BEGINNING, FROM_END };
+enum { ENC_UTF8, ENC_LATIN1 };
+
+typedef struct file_conf {
+    lsf_input_conf common;
+    lsf_strlist path;
+    lsf_strlist exclude;
+    bool follow;
+    int read_from;
+    int encoding;
+    int64_t max_message_size;
+    int64_t poll_ms;
+    int64_t rotate_wait_ms;
+    int64_t ckpt_interval_ms;
+    char *checkpoint_file;
+    const lsf_node *multiline;
+} file_conf;
+
+typedef struct file_ctx {
+    lsf_stage *st;
+    const file_conf *conf;
+    bool inited, running, first_scan_done;
+    int efd; /* written by stop */
+    atomic_bool stop;
+    pthread_t thread;
+    lsf_ingest in;
+    lsf_ftrack *track;
+    tfile *files;
+    tfile *cur;      /* file of the records in the batch being filled */
+    off_t cur_end;   /* end offset of its last record */
+    char *rbuf, *conv;
+    size_t conv_cap;
+    char *ckpt_path; /* NULL: no checkpoints */
+    lsf_ckpt *loaded;
+    size_t nloaded;
+    int64_t ckpt_due_ns;
+    uint16_t path_id;
+    lsf_ml_conf ml;
+    lsf_counter *c_opened, *c_rotated, *c_truncations, *c_copies, *c_replayed, *c_ack_failed,
+        *c_lost, *c_ckpt_errors;
+} file_ctx;
+
+/* True once stop was asked. */
+bool lsf_ftail_stopping(file_ctx *x);
+/* Reads f up to its current end (file.c). */
+void lsf_ftail_drain(file_ctx *x, tfile *f);
+/* Emits f's pending multiline event (file.c). */
+void lsf_ftail_flush_ml(file_ctx *x, tfile *f);
+/* Expands the patterns: tracks new files (resuming from checkpoints),
+ * reads rotated ones to their end, follows truncations (file_scan.c). */
+void lsf_ftail_scan(file_ctx *x);
+/* Closes and frees a file (file_scan.c). */
+void lsf_ftail_file_free(tfile *f);
 
 #endif
