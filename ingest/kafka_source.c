@@ -473,18 +473,11 @@ static int ksrc_init(lsf_stage *st, lsf_errbuf *err)
     rd_kafka_conf_t *conf = lsf_kafka_conf_new(st, props, reserved, err);
     if (!conf)
         return -1;
-    rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    lsf_kafka_set_log(conf);
-    char why[512];
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (!k->rk) {
-        rd_kafka_conf_destroy(conf);
-        return lsf_node_error(err, st->node, "%s: cannot create the Kafka consumer: %s", st->name,
-                              why);
-    }
+    k->rk = lsf_kafka_new(st, RD_KAFKA_CONSUMER, conf, k, on_error, err);
+    if (!k->rk)
+        return -1;
     rd_kafka_poll_set_consumer(k->rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)cf->topics.n);
     for (size_t i = 0; i < cf->topics.n; i++)

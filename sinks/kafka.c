@@ -333,17 +333,10 @@ static int kafka_init(lsf_stage *st, lsf_errbuf *err)
     rd_kafka_conf_t *conf = lsf_kafka_conf_new(st, props, reserved, err);
     if (!conf)
         return -1;
-    rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_dr_msg_cb(conf, lsf_kafka_on_delivery);
-    rd_kafka_conf_set_error_cb(conf, lsf_kafka_on_error);
-    lsf_kafka_set_log(conf);
-    char why[512];
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (!c->rk) {
-        rd_kafka_conf_destroy(conf);
-        return lsf_node_error(err, st->node, "%s: cannot create the Kafka producer: %s", st->name,
-                              why);
-    }
+    c->rk = lsf_kafka_new(st, RD_KAFKA_PRODUCER, conf, c, lsf_kafka_on_error, err);
+    if (!c->rk)
+        return -1;
     for (int k = 0; k < NKINDS; k++)
         if (c->tpl[k].is_static)
             c->static_rkt[k] = lsf_kafka_topic(c, c->tpl[k].text, strlen(c->tpl[k].text));
@@ -356,6 +349,7 @@ static int kafka_init(lsf_stage *st, lsf_errbuf *err)
                          .max_bytes = (uint64_t)cf->spool_max,
                          .segment_bytes = (uint64_t)cf->spool_segment,
                          .fsync = cf->spool_fsync};
+    char why[512];
     if (lsf_spool_open(&c->spool, &so, why, sizeof(why)) < 0)
         return lsf_node_error(err, lsf_key_node(st, "spool_dir"), "spool_dir: %s", why);
     if (cf->dead_letter_file && *cf->dead_letter_file)

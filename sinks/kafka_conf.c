@@ -192,9 +192,21 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     lsf_debug("%s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
-void lsf_kafka_set_log(rd_kafka_conf_t *conf)
+rd_kafka_t *lsf_kafka_new(const lsf_stage *st, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                          void *opaque, void (*on_error)(rd_kafka_t *, int, const char *, void *),
+                          lsf_errbuf *err)
 {
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        lsf_node_error(err, st->node, "%s: cannot create the Kafka %s: %s", st->name,
+                       type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+    }
+    return rk;
 }
 
 void lsf_kafka_warn_throttled(_Atomic int64_t *last_ns, const char *stage, const char *fmt, ...)

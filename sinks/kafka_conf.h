@@ -44,10 +44,14 @@ int lsf_kafka_brokers(const lsf_stage *st, const lsf_strlist *brokers, char *out
 rd_kafka_conf_t *lsf_kafka_conf_new(const lsf_stage *st, const char *const (*props)[2],
                                     const char *const *reserved, lsf_errbuf *err);
 
-/* Sends librdkafka's own log lines to logsift's log at debug level,
- * prefixed with the client's name; what operators need to see (brokers
- * down, fatal errors) the stages log themselves from the error callback. */
-void lsf_kafka_set_log(rd_kafka_conf_t *conf);
+/* Creates the client from conf (taken over, also on failure): `opaque` for
+ * every callback, `on_error` as the error callback, and librdkafka's own log
+ * lines sent to logsift's log at debug level (what operators need to see,
+ * brokers down or fatal errors, the stages log from on_error). Returns NULL
+ * with err set at the stage. */
+rd_kafka_t *lsf_kafka_new(const lsf_stage *st, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                          void *opaque, void (*on_error)(rd_kafka_t *, int, const char *, void *),
+                          lsf_errbuf *err);
 
 /* Logs "<stage>: message" at warn level unless this was done less than 30 s
  * ago (per *last_ns, a monotonic time in ns shared by the caller's

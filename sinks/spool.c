@@ -370,6 +370,21 @@ static int close_active(lsf_spool *s)
     return rc;
 }
 
+/* Appends {seq, size} to the segment list (the caller keeps it sorted). */
+static void add_segment(lsf_spool *s, uint64_t seq, uint64_t size)
+{
+    if (s->nsegs == s->capsegs) {
+        size_t n = s->capsegs ? s->capsegs * 2 : 16;
+        seg *ns = realloc(s->segs, n * sizeof(*ns));
+        if (!ns)
+            lsf_die("out of memory (spool segments)");
+        s->segs = ns;
+        s->capsegs = n;
+    }
+    s->segs[s->nsegs++] = (seg){seq, size};
+    s->total_bytes += size;
+}
+
 /* Starts a new active segment. */
 static int new_segment(lsf_spool *s)
 {
@@ -394,16 +409,7 @@ static int new_segment(lsf_spool *s)
         unlink(path);
         return -e;
     }
-    if (s->nsegs == s->capsegs) {
-        size_t n = s->capsegs ? s->capsegs * 2 : 16;
-        seg *ns = realloc(s->segs, n * sizeof(*ns));
-        if (!ns)
-            lsf_die("out of memory (spool segments)");
-        s->segs = ns;
-        s->capsegs = n;
-    }
-    s->segs[s->nsegs++] = (seg){seq, HDR};
-    s->total_bytes += HDR;
+    add_segment(s, seq, HDR);
     s->wfd = fd;
     return sync_dir(s);
 }
@@ -655,16 +661,7 @@ static int list_segments(lsf_spool *s, char *err, size_t errlen)
             lsf_warn("spool: %s is not a spool segment (bad header); skipped", path);
             continue;
         }
-        if (s->nsegs == s->capsegs) {
-            size_t n = s->capsegs ? s->capsegs * 2 : 16;
-            seg *ns = realloc(s->segs, n * sizeof(*ns));
-            if (!ns)
-                lsf_die("out of memory (spool segments)");
-            s->segs = ns;
-            s->capsegs = n;
-        }
-        s->segs[s->nsegs++] = (seg){seq, (uint64_t)sb.st_size};
-        s->total_bytes += (uint64_t)sb.st_size;
+        add_segment(s, seq, (uint64_t)sb.st_size);
         if (seq >= s->next_seq)
             s->next_seq = seq + 1;
     }
