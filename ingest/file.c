@@ -87,7 +87,7 @@ static const lsf_key file_keys[] = {
      offsetof(file_conf, checkpoint_file), NULL, 0, 0, false},
     {"multiline", LSF_K_NODE, NULL,
      "Join continuation lines: {mode: start|indent, start_pattern, continue_pattern, "
-     "max_lines, max_bytes, flush_timeout} (see docs/configuration.md).",
+     "max_lines, max_bytes, flush_timeout} (see docs/ingest.md).",
      offsetof(file_conf, multiline), NULL, 0, 0, false},
     LSF_KEYS_END,
 };

@@ -141,7 +141,7 @@ static const lsf_key tcp_keys[] = {
      "none|optional|required, allowed_peers, min_version: 1.2|1.3}; SIGHUP reloads the files.",
      offsetof(tcp_conf, tls), NULL, 0, 0, false},
     {"multiline", LSF_K_NODE, NULL,
-     "Join continuation lines per connection (see the file input and docs/configuration.md).",
+     "Join continuation lines per connection: {mode: start|indent, start_pattern, ...} (docs/ingest.md).",
      offsetof(tcp_conf, multiline), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
