@@ -225,11 +225,9 @@ static void commit(ksrc_ctx *k, bool sync)
     }
     if (l->cnt) {
         rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) { /* success: counted by on_commit */
             lsf_counter_add(k->c_commit_errors, 1);
             warn_once(k, "committing offsets failed: %s", rd_kafka_err2str(e));
-        } else if (sync) {
-            lsf_counter_add(k->c_committed, (uint64_t)l->cnt);
         }
     }
     rd_kafka_topic_partition_list_destroy(l);

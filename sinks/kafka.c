@@ -123,11 +123,16 @@ static int route(const lsf_event *ev)
     return lsf_str_eq_cstr(k, "pipeline_error") ? K_DEAD : K_EVENTS;
 }
 
+/* What prepare() found missing, counted once the message is taken (a
+ * message retried after LSF_AGAIN is prepared again). */
+enum { MISSING_TOPIC_FIELD = 1, MISSING_KEY = 2 };
+
 /* Fills m for event ev (line `line` of out); `scratch` holds a formatted
- * numeric key. */
-static void prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, uint32_t line,
-                    kmsg *m, char *scratch)
+ * numeric key. Returns MISSING_* bits. */
+static int prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, uint32_t line, kmsg *m,
+                   char *scratch)
 {
+    int missing_bits = 0;
     int kind = route(ev);
     if (kind == K_DEAD && !c->static_rkt[K_DEAD])
         kind = K_EVENTS;
@@ -138,7 +143,7 @@ static void prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, ui
         bool missing = false;
         size_t n = lsf_kafka_tpl_render(&c->tpl[kind], ev, c->conf->missing_field, topic, &missing);
         if (missing)
-            lsf_counter_add(c->c_topic_missing, 1);
+            missing_bits |= MISSING_TOPIC_FIELD;
         m->rkt = lsf_kafka_topic(c, topic, n);
     }
     m->val = out->buf + out->line_off[line];
@@ -153,9 +158,10 @@ static void prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, ui
             m->klen = k.len;
             m->has_key = true;
         } else {
-            lsf_counter_add(c->c_key_missing, 1);
+            missing_bits |= MISSING_KEY;
         }
     }
+    return missing_bits;
 }
 
 /* ONLINE: produces one message. LSF_OK, or LSF_AGAIN to retry it later. */
@@ -233,7 +239,7 @@ static int kafka_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *ou
         if (l < first)
             continue;
         kmsg m;
-        prepare(c, ev, out, l, &m, scratch);
+        int missing = prepare(c, ev, out, l, &m, scratch);
         rc = state == ONLINE ? send_direct(c, b->ack, &m) : send_spool(c, &m);
         if (rc == LSF_AGAIN) {
             c->resume_valid = true;
@@ -241,6 +247,10 @@ static int kafka_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *ou
             c->resume_line = l;
             break;
         }
+        if (missing & MISSING_TOPIC_FIELD)
+            lsf_counter_add(c->c_topic_missing, 1);
+        if (missing & MISSING_KEY)
+            lsf_counter_add(c->c_key_missing, 1);
         if (state != ONLINE)
             spooled++;
     }

@@ -193,15 +193,12 @@ void lsf_kafka_dead_letter(kafka_ctx *c, const char *topic, const kmsg *m, rd_ka
         val = c->dlbuf.buf;
         vlen = c->dlbuf.len;
         if (c->static_rkt[K_DEAD] && c->state == ONLINE) {
-            atomic_fetch_add(&c->outstanding, 1);
-            void *op = (void *)((uintptr_t)ack | TAG_DEAD);
-            if (!rd_kafka_producev(c->rk, RD_KAFKA_V_RKT(c->static_rkt[K_DEAD]),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_VALUE((void *)val, vlen),
-                                   RD_KAFKA_V_KEY(m->has_key ? m->key : NULL, m->klen),
-                                   RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END))
-                return;
-            atomic_fetch_sub(&c->outstanding, 1);
+            kmsg dm = *m;
+            dm.rkt = c->static_rkt[K_DEAD];
+            dm.val = val;
+            dm.vlen = vlen;
+            if (!lsf_kafka_produce(c, &dm, (void *)((uintptr_t)ack | TAG_DEAD)))
+                return; /* the delivery report settles it */
         }
     }
     int e = lsf_write_all(c->dl_fd, val, vlen);
