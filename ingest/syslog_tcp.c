@@ -540,6 +540,9 @@ static void tcp_stop(lsf_stage *st)
         while (t->in.bytes - before < budget && conn_read(c) > 0)
             ;
     }
+    /* Complete lines held for multiline go out now, while workers run. */
+    for (conn *c = t->conns; c && t->ml.enabled; c = c->next)
+        lsf_ml_flush(&c->ml, push_record, c);
     lsf_ingest_flush(&t->in);
 }
 
