@@ -21,6 +21,7 @@ lsf_batch *lsf_batch_new(uint32_t cap)
     if (!b->events)
         lsf_die("out of memory (batch of %u events)", cap);
     b->cap = cap;
+    b->room = cap + LSF_BATCH_EXTRA;
     lsf_arena_init(&b->arena, 256 * 1024);
     return b;
 }
@@ -89,8 +90,14 @@ lsf_event *lsf_batch_push(lsf_batch *b)
 
 lsf_event *lsf_batch_push_extra(lsf_batch *b)
 {
-    if (b->n >= b->cap + LSF_BATCH_EXTRA)
-        return NULL;
+    if (b->n >= b->room) {
+        uint32_t nroom = b->room * 2;
+        lsf_event *nev = realloc(b->events, (size_t)nroom * sizeof(lsf_event));
+        if (!nev)
+            lsf_die("out of memory (batch of %u events)", nroom);
+        b->events = nev;
+        b->room = nroom;
+    }
     lsf_event *ev = &b->events[b->n++];
     memset(ev, 0, sizeof(*ev));
     ev->pri = -1;

@@ -149,10 +149,11 @@ struct lsf_batch {
     uint64_t bytes;     /* raw bytes of all records */
     lsf_batch *next;    /* free-list / queue link */
     lsf_ack *ack;       /* set by inputs that need to know of delivery, or NULL */
+    uint32_t room;      /* events allocated: cap + spare slots for lsf_batch_push_extra */
 };
 
-/* Spare event slots every batch has beyond `cap`: inputs fill a batch to
- * cap, and a transform that adds events of its own (detections' alerts)
+/* Spare event slots a batch starts with beyond `cap`: inputs fill a batch
+ * to cap, and a transform that adds events of its own (detections' alerts)
  * appends them with lsf_batch_push_extra. */
 #define LSF_BATCH_EXTRA 32
 
@@ -163,8 +164,10 @@ void lsf_batch_reset(lsf_batch *b);
 /* Appends a zeroed event (pri -1) and returns it; NULL when the batch is full. */
 lsf_event *lsf_batch_push(lsf_batch *b);
 /* Appends a zeroed event (pri -1) even when the batch holds `cap` events,
- * into one of its LSF_BATCH_EXTRA spare slots; NULL when those are used up
- * too. For transforms that add events to a batch (alerts). */
+ * for transforms that add events to a batch (alerts): it takes a spare slot,
+ * and when none is left the event array grows (and keeps that size), which
+ * moves the events: pointers to events of b taken before the call are
+ * invalid after it. Never NULL. */
 lsf_event *lsf_batch_push_extra(lsf_batch *b);
 /* Appends an event holding a copy of `len` bytes as its raw record and
  * message. NULL when the batch is full. */
