@@ -3,8 +3,9 @@
  * (source.ip -> source.geo.country_iso_code, source.as.number, ...).
  *
  * The one design choice to know: each worker keeps its own cache of recent
- * results (4-way set-associative, least recently used out), keyed by the
- * address and valid for one database generation. A hit costs a hash, a
+ * results (8-way set-associative, least recently used out, a set's tags in
+ * two cache lines), keyed by the address and valid for one database
+ * generation. A hit costs a hash, a
  * 16-byte compare and one copy of the result's strings into the batch
  * arena; only misses walk the database. The databases are memory-mapped
  * once and shared read-only; a reload (file changed on disk, or SIGHUP)
@@ -31,7 +32,7 @@
 #include "enrich/geoip.h"
 #include "enrich/live.h"
 
-#define WAYS 4
+#define WAYS 8
 
 typedef struct geoip_conf {
     lsf_strlist databases;
@@ -44,17 +45,32 @@ typedef struct geoip_conf {
     bool ip_scope;
 } geoip_conf;
 
-/* One cached result: items, then string bytes, in `blob`. */
-typedef struct centry {
+/* One cached result: the address, then items and string bytes. */
+typedef struct cblob {
     uint8_t key[16];
-    uint32_t stamp; /* 0: empty */
-    uint16_t nitems;
-    uint32_t slen, cap;
-    unsigned char *blob;
-} centry;
+    uint32_t nitems, slen, cap;
+    unsigned char data[]; /* nitems lsf_geo_item, then slen bytes */
+} cblob;
+
+/* A set of WAYS results in two cache lines: a hash tag per way (0: empty)
+ * to compare without touching the results, and a use stamp for LRU. */
+typedef struct cset {
+    uint32_t tag[WAYS];
+    uint32_t stamp[WAYS];
+    cblob *blob[WAYS];
+} cset;
+
+/* An address of the batch being processed. */
+typedef struct pending {
+    lsf_ip ip;
+    uint64_t h;      /* lsf_ip_hash */
+    uint32_t ev, fi; /* event index, IP field index */
+    int way;         /* the cache way whose tag matched, -1: none */
+    bool taken;      /* an output name of fi is already on the event */
+} pending;
 
 typedef struct wstate {
-    centry *ent;      /* nsets * WAYS */
+    cset *sets;
     uint32_t nsets;   /* power of two, 0: no cache */
     uint32_t clock;
     uint64_t generation;
@@ -62,6 +78,8 @@ typedef struct wstate {
     lsf_str *val;   /* per IP field: its value in the event being processed */
     char (*text)[32]; /* per IP field: the text of a value that is not a string */
     uint8_t *state; /* per IP field: F_* flags for that event */
+    pending *pend;    /* the batch's addresses */
+    size_t npend, pcap;
     uint64_t hits, misses, found, invalid, special;
 } wstate;
 
@@ -150,52 +168,60 @@ static inline bool key_eq(const uint8_t *a, const uint8_t *b)
     return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
-static centry *cache_find(wstate *w, const lsf_ip *ip, uint64_t h)
+static inline uint32_t tag_of(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
+
+static uint32_t tick(wstate *w) { return ++w->clock ? w->clock : (w->clock = 1); }
+
+static cblob *cache_find(wstate *w, const lsf_ip *ip, uint64_t h)
 {
-    centry *set = &w->ent[(h & (w->nsets - 1)) * WAYS];
+    cset *set = &w->sets[h & (w->nsets - 1)];
+    uint32_t tag = tag_of(h);
     for (int i = 0; i < WAYS; i++)
-        if (set[i].stamp && key_eq(set[i].key, ip->b)) {
-            set[i].stamp = ++w->clock ? w->clock : (w->clock = 1);
-            return &set[i];
+        if (set->tag[i] == tag && key_eq(set->blob[i]->key, ip->b)) {
+            set->stamp[i] = tick(w);
+            return set->blob[i];
         }
     return NULL;
 }
 
-static centry *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo_result *r)
+static cblob *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo_result *r)
 {
-    centry *set = &w->ent[(h & (w->nsets - 1)) * WAYS], *victim = &set[0];
+    cset *set = &w->sets[h & (w->nsets - 1)];
+    int v = 0;
     for (int i = 0; i < WAYS; i++) {
-        if (!set[i].stamp) {
-            victim = &set[i];
+        if (!set->tag[i]) {
+            v = i;
             break;
         }
-        /* oldest by wrapping distance from the clock */
-        if ((uint32_t)(w->clock - set[i].stamp) > (uint32_t)(w->clock - victim->stamp))
-            victim = &set[i];
+        /* the oldest by wrapping distance from the clock */
+        if ((uint32_t)(w->clock - set->stamp[i]) > (uint32_t)(w->clock - set->stamp[v]))
+            v = i;
     }
-    size_t need = r->n * sizeof(lsf_geo_item) + r->slen;
-    if (need > victim->cap) {
-        unsigned char *nb = realloc(victim->blob, need);
-        if (!nb)
+    size_t items = r->n * sizeof(lsf_geo_item), need = items + r->slen;
+    cblob *e = set->blob[v];
+    if (!e || need > e->cap) {
+        e = realloc(e, sizeof(cblob) + need);
+        if (!e)
             lsf_die("out of memory (geoip cache)");
-        victim->blob = nb;
-        victim->cap = (uint32_t)need;
+        e->cap = (uint32_t)need;
+        set->blob[v] = e;
     }
-    if (r->n)
-        memcpy(victim->blob, r->item, r->n * sizeof(lsf_geo_item));
+    memcpy(e->key, ip->b, 16);
+    e->nitems = r->n;
+    e->slen = r->slen;
+    if (items)
+        memcpy(e->data, r->item, items);
     if (r->slen)
-        memcpy(victim->blob + r->n * sizeof(lsf_geo_item), r->str, r->slen);
-    memcpy(victim->key, ip->b, 16);
-    victim->nitems = (uint16_t)r->n;
-    victim->slen = r->slen;
-    victim->stamp = ++w->clock ? w->clock : (w->clock = 1);
-    return victim;
+        memcpy(e->data + items, r->str, r->slen);
+    set->tag[v] = tag_of(h);
+    set->stamp[v] = tick(w);
+    return e;
 }
 
 static void cache_clear(wstate *w, uint64_t generation)
 {
-    for (uint32_t i = 0; i < w->nsets * WAYS; i++)
-        w->ent[i].stamp = 0;
+    for (uint32_t i = 0; i < w->nsets; i++)
+        memset(w->sets[i].tag, 0, sizeof(w->sets[i].tag));
     w->generation = generation;
 }
 
@@ -242,14 +268,13 @@ static void scan_event(const geoip_ctx *x, wstate *w, const lsf_event *ev)
             w->state[fi] |= F_HAVE;
 }
 
-static void apply(const geoip_ctx *x, const wstate *w, lsf_batch *b, lsf_event *ev, size_t fi,
+static void apply(const geoip_ctx *x, bool taken, lsf_batch *b, lsf_event *ev, size_t fi,
                   const lsf_geo_item *items, uint32_t n, const char *str, uint32_t slen)
 {
     const char *s = slen ? lsf_arena_memdup(&b->arena, str, slen) : NULL;
     const lsf_str *names = &x->out_name[fi * x->nout];
     /* usually none of the names is there yet: append without a search per field */
-    bool fast = !(w->state[fi] & F_TAKEN) && !x->shared_prefix &&
-                lsf_enrich_reserve(b, ev, (uint16_t)n);
+    bool fast = !taken && !x->shared_prefix && lsf_enrich_reserve(b, ev, (uint16_t)n);
     for (uint32_t i = 0; i < n; i++) {
         const lsf_geo_item *it = &items[i];
         lsf_field *f;
@@ -271,30 +296,75 @@ static void apply(const geoip_ctx *x, const wstate *w, lsf_batch *b, lsf_event *
     }
 }
 
-static void enrich_one(geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, lsf_batch *b,
-                       lsf_event *ev, size_t fi, const lsf_ip *ip)
+static void apply_blob(const geoip_ctx *x, wstate *w, bool taken, lsf_batch *b, lsf_event *ev,
+                       size_t fi, const cblob *e)
+{
+    if (!e->nitems)
+        return;
+    w->found++;
+    apply(x, taken, b, ev, fi, (const lsf_geo_item *)(const void *)e->data, e->nitems,
+          (const char *)e->data + e->nitems * sizeof(lsf_geo_item), e->slen);
+}
+
+/* Looks an address up (cache, then databases) and writes its fields. */
+static void enrich_one(const geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, lsf_batch *b,
+                       lsf_event *ev, const pending *p)
 {
     if (!w->nsets) {
         w->misses++;
-        if (lsf_geo_resolve(dbs, x->map, ip, &w->res)) {
+        if (lsf_geo_resolve(dbs, x->map, &p->ip, &w->res)) {
             w->found++;
-            apply(x, w, b, ev, fi, w->res.item, w->res.n, w->res.str, w->res.slen);
+            apply(x, p->taken, b, ev, p->fi, w->res.item, w->res.n, w->res.str, w->res.slen);
         }
         return;
     }
-    uint64_t h = lsf_ip_hash(ip);
-    centry *e = cache_find(w, ip, h);
+    cblob *e = cache_find(w, &p->ip, p->h);
     if (e) {
         w->hits++;
     } else {
         w->misses++;
-        lsf_geo_resolve(dbs, x->map, ip, &w->res);
-        e = cache_store(w, ip, h, &w->res);
+        lsf_geo_resolve(dbs, x->map, &p->ip, &w->res);
+        e = cache_store(w, &p->ip, p->h, &w->res);
     }
-    if (e->nitems) {
-        w->found++;
-        apply(x, w, b, ev, fi, (const lsf_geo_item *)e->blob, e->nitems,
-              (const char *)e->blob + e->nitems * sizeof(lsf_geo_item), e->slen);
+    apply_blob(x, w, p->taken, b, ev, p->fi, e);
+}
+
+/* Pass 1: the addresses of the batch, each with its cache set prefetched.
+ * Special-purpose addresses get their ip_scope here; invalid ones are
+ * counted. */
+static void collect(const geoip_ctx *x, const geoip_conf *c, wstate *w, lsf_batch *b)
+{
+    w->npend = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        lsf_event *ev = &b->events[i];
+        if (ev->flags & LSF_EV_DROPPED)
+            continue;
+        scan_event(x, w, ev);
+        for (size_t fi = 0; fi < x->nfields; fi++) {
+            lsf_str v = w->val[fi];
+            if (!(w->state[fi] & F_HAVE) || v.len == 0 || (v.len == 1 && v.ptr[0] == '-'))
+                continue;
+            pending *p = &w->pend[w->npend];
+            if (lsf_ip_parse(v.ptr, v.len, &p->ip) < 0) {
+                w->invalid++;
+                continue;
+            }
+            enum lsf_ip_scope scope = lsf_ip_scope(&p->ip);
+            if (scope != LSF_SCOPE_GLOBAL) {
+                w->special++;
+                if (c->ip_scope)
+                    lsf_event_set_str(b, ev, x->scope_name[fi],
+                                      lsf_enrich_str(lsf_ip_scope_name(scope)));
+                continue;
+            }
+            p->ev = i;
+            p->fi = (uint32_t)fi;
+            p->taken = (w->state[fi] & F_TAKEN) != 0;
+            p->h = lsf_ip_hash(&p->ip);
+            if (w->nsets)
+                __builtin_prefetch(&w->sets[p->h & (w->nsets - 1)]);
+            w->npend++;
+        }
     }
 }
 
@@ -308,30 +378,44 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
         cache_clear(w, dbs->generation);
     uint64_t hits = w->hits, misses = w->misses, found = w->found, invalid = w->invalid,
              special = w->special;
-    for (uint32_t i = 0; i < b->n; i++) {
-        lsf_event *ev = &b->events[i];
-        if (ev->flags & LSF_EV_DROPPED)
-            continue;
-        scan_event(x, w, ev);
-        for (size_t fi = 0; fi < x->nfields; fi++) {
-            lsf_str v = w->val[fi];
-            if (!(w->state[fi] & F_HAVE) || v.len == 0 || (v.len == 1 && v.ptr[0] == '-'))
-                continue;
-            lsf_ip ip;
-            if (lsf_ip_parse(v.ptr, v.len, &ip) < 0) {
-                w->invalid++;
+    size_t need = (size_t)b->n * x->nfields;
+    if (need > w->pcap) {
+        free(w->pend);
+        if (!(w->pend = malloc(need * sizeof(pending))))
+            lsf_die("out of memory");
+        w->pcap = need;
+    }
+    /* Three passes, so the cache's memory is fetched for the whole batch at
+     * once instead of one miss after another: collect (prefetch the sets),
+     * probe the tags (prefetch the results), then write. */
+    collect(x, c, w, b);
+    for (size_t k = 0; w->nsets && k < w->npend; k++) {
+        pending *p = &w->pend[k];
+        cset *set = &w->sets[p->h & (w->nsets - 1)];
+        uint32_t tag = tag_of(p->h);
+        p->way = -1;
+        for (int i = 0; i < WAYS; i++)
+            if (set->tag[i] == tag) {
+                p->way = i;
+                __builtin_prefetch(set->blob[i]);
+                break;
+            }
+    }
+    for (size_t k = 0; k < w->npend; k++) {
+        const pending *p = &w->pend[k];
+        lsf_event *ev = &b->events[p->ev];
+        if (w->nsets && p->way >= 0) {
+            /* still the same result? (a store of this batch may have reused the way) */
+            cset *set = &w->sets[p->h & (w->nsets - 1)];
+            cblob *e = set->blob[p->way];
+            if (set->tag[p->way] == tag_of(p->h) && key_eq(e->key, p->ip.b)) {
+                set->stamp[p->way] = tick(w);
+                w->hits++;
+                apply_blob(x, w, p->taken, b, ev, p->fi, e);
                 continue;
             }
-            enum lsf_ip_scope scope = lsf_ip_scope(&ip);
-            if (scope != LSF_SCOPE_GLOBAL) {
-                w->special++;
-                if (c->ip_scope)
-                    lsf_event_set_str(b, ev, x->scope_name[fi],
-                                      lsf_enrich_str(lsf_ip_scope_name(scope)));
-                continue;
-            }
-            enrich_one(x, dbs, w, b, ev, fi, &ip);
         }
+        enrich_one(x, dbs, w, b, ev, p);
     }
     lsf_live_exit(x->live, worker);
     if (w->hits + w->misses > hits + misses)
@@ -430,8 +514,10 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
         x->ws[i]->text = calloc(x->nfields, 32);
         if (!x->ws[i]->val || !x->ws[i]->state || !x->ws[i]->text)
             lsf_die("out of memory");
-        if (nsets && !(x->ws[i]->ent = calloc((size_t)nsets * WAYS, sizeof(centry))))
+        if (nsets && !(x->ws[i]->sets = aligned_alloc(64, (size_t)nsets * sizeof(cset))))
             lsf_die("out of memory (geoip cache of %u entries)", nsets * WAYS);
+        if (nsets)
+            memset(x->ws[i]->sets, 0, (size_t)nsets * sizeof(cset));
     }
     x->c_lookups = lsf_counter_new(st->name, "lookups");
     x->c_hits = lsf_counter_new(st->name, "cache_hits");
@@ -456,12 +542,14 @@ static void geoip_destroy(lsf_stage *st)
     lsf_live_free(x->live);
     for (int i = 0; x->ws && i < x->nworkers; i++) {
         wstate *w = x->ws[i];
-        for (uint32_t k = 0; k < w->nsets * WAYS; k++)
-            free(w->ent[k].blob);
-        free(w->ent);
+        for (uint32_t k = 0; k < w->nsets; k++)
+            for (int way = 0; way < WAYS; way++)
+                free(w->sets[k].blob[way]);
+        free(w->sets);
         free(w->val);
         free(w->state);
         free(w->text);
+        free(w->pend);
         free(w);
     }
     free(x->ws);
