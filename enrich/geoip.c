@@ -49,7 +49,7 @@ typedef struct geoip_conf {
 typedef struct cblob {
     uint8_t key[16];
     uint32_t nitems, slen, cap;
-    unsigned char data[]; /* nitems lsf_geo_item, then slen bytes */
+    _Alignas(8) unsigned char data[]; /* nitems lsf_geo_item, then slen bytes */
 } cblob;
 
 /* A set of WAYS results in two cache lines: a hash tag per way (0: empty)
