@@ -34,7 +34,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   += $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread
 
-LIB_DIRS := core ingest parsers rules enrich anomaly sinks
+LIB_DIRS := core ingest parsers rules enrich anomaly detect sinks
 LIB_SRCS := $(filter-out core/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
