@@ -124,6 +124,8 @@ typedef struct range {
     int64_t last;
 } range;
 
+enum { W_COMMIT, W_ASSIGN, W_CONSUME, W_KINDS };
+
 typedef struct ksrc_ctx {
     lsf_stage *st;
     const ksrc_conf *conf;
@@ -137,12 +139,14 @@ typedef struct ksrc_ctx {
     range *ranges;
     size_t nranges, capranges;
     int64_t batch_since_ns, next_commit_ns;
-    _Atomic int64_t last_log_ns;
+    _Atomic int64_t warned[W_KINDS]; /* last warning of each kind (warn_once) */
     inflight *live;
     lsf_counter *c_committed, *c_commit_errors, *c_rebalances, *c_ack_failed, *c_errors;
 } ksrc_ctx;
 
-#define warn_once(k, ...) lsf_kafka_warn_throttled(&(k)->last_log_ns, (k)->st->name, __VA_ARGS__)
+/* A warning of kind W_* at most every 30 s (one kind does not hide another). */
+#define warn_once(k, kind, ...)                                                                    \
+    lsf_kafka_warn_throttled(&(k)->warned[kind], (k)->st->name, __VA_ARGS__)
 
 /* ---- partitions and their FIFOs ------------------------------------------ */
 
@@ -227,7 +231,7 @@ static void commit(ksrc_ctx *k, bool sync)
         rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) { /* success: counted by on_commit */
             lsf_counter_add(k->c_commit_errors, 1);
-            warn_once(k, "committing offsets failed: %s", rd_kafka_err2str(e));
+            warn_once(k, W_COMMIT, "committing offsets failed: %s", rd_kafka_err2str(e));
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -377,7 +381,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             re = rd_kafka_assign(rk, parts);
         if (e || re) {
-            warn_once(k, "assigning partitions failed: %s",
+            warn_once(k, W_ASSIGN, "assigning partitions failed: %s",
                       e ? rd_kafka_error_string(e) : rd_kafka_err2str(re));
             rd_kafka_error_destroy(e);
         }
@@ -401,7 +405,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ksrc_ctx *k = opaque;
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         lsf_counter_add(k->c_commit_errors, 1);
-        warn_once(k, "committing offsets failed: %s", rd_kafka_err2str(err));
+        warn_once(k, W_COMMIT, "committing offsets failed: %s", rd_kafka_err2str(err));
     } else if (!err) {
         lsf_counter_add(k->c_committed, (uint64_t)offsets->cnt);
     }
@@ -415,7 +419,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         lsf_err("%s: fatal consumer error: %s", k->st->name, reason);
     else
-        warn_once(k, "%s", reason);
+        warn_once(k, W_CONSUME, "%s", reason);
 }
 
 static void *consume_main(void *arg)
@@ -429,7 +433,7 @@ static void *consume_main(void *arg)
                 take(k, m);
             else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 lsf_counter_add(k->c_errors, 1);
-                warn_once(k, "%s", rd_kafka_message_errstr(m));
+                warn_once(k, W_CONSUME, "%s", rd_kafka_message_errstr(m));
             }
             rd_kafka_message_destroy(m);
         }

@@ -80,7 +80,7 @@ static const lsf_key kafka_keys[] = {
     {"spool_fsync_interval", LSF_K_DURATION, "1s", "Period of spool_fsync: interval.",
      offsetof(kafka_conf, fsync_interval_ms), NULL, 1, 3600000, false},
     {"spool_after", LSF_K_DURATION, "5s",
-     "Spool when messages wait this long without any delivery report.",
+     "Spool when messages wait this long without any delivery report and no broker answers.",
      offsetof(kafka_conf, spool_after_ms), NULL, 100, 3600000, false},
     {"retry_interval", LSF_K_DURATION, "1s", "While spooling, how often to check the brokers.",
      offsetof(kafka_conf, retry_ms), NULL, 10, 600000, false},
@@ -178,16 +178,11 @@ static int send_direct(kafka_ctx *c, lsf_ack *ack, const kmsg *m)
         return LSF_OK;
     }
     lsf_ack_release(ack);
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         lsf_kafka_go_offline(c, rd_kafka_err2str(err));
-    } else if (lsf_kafka_stalled(c, lsf_now_mono_ns())) {
-        char why[128];
-        snprintf(why, sizeof(why),
-                 "librdkafka's queue is full and nothing was confirmed for %" PRId64 " ms",
-                 c->conf->spool_after_ms);
-        lsf_kafka_go_offline(c, why);
-    }
-    return LSF_AGAIN; /* queue full while deliveries flow: backpressure */
+    /* Queue full: backpressure. If the brokers are away too, the poll thread
+     * notices (no report for spool_after, no answer) and the sink spools. */
+    return LSF_AGAIN;
 }
 
 /* SPOOLING/REPLAYING: appends one message. LSF_OK or LSF_AGAIN (full). */

@@ -54,6 +54,7 @@ enum { R_SENT, R_DONE, R_FAILED };
 typedef struct replay_ent {
     lsf_spool_pos start, end;
     uint8_t state;
+    uint8_t attempts; /* failures other than our own purges */
 } replay_ent;
 
 typedef struct topic_ent {
@@ -68,6 +69,12 @@ typedef struct kmsg {
     bool has_key;
 } kmsg;
 
+/* A warning of kind W_* at most every 30 s per sink (an outage must not
+ * flood the log, nor one kind of warning hide another). */
+enum { W_BROKER, W_STALL, W_SPOOL, W_DEAD, W_KINDS };
+#define warn_once(c, kind, ...)                                                                    \
+    lsf_kafka_warn_throttled(&(c)->warned[kind], (c)->st->name, __VA_ARGS__)
+
 typedef struct kafka_ctx {
     lsf_stage *st;
     const kafka_conf *conf;
@@ -76,7 +83,7 @@ typedef struct kafka_ctx {
     bool lock_init;
     _Atomic int state; /* changed under the lock; read anywhere */
     bool fatal, flushed;
-    int64_t purge_since_ns, next_probe_ns, last_sync_ns;
+    int64_t purge_since_ns, next_probe_ns, next_stall_check_ns, last_sync_ns;
     lsf_kafka_tpl tpl[NKINDS];
     rd_kafka_topic_t *static_rkt[NKINDS];
     lsf_str key_field;
@@ -103,8 +110,8 @@ typedef struct kafka_ctx {
     /* health, from any thread */
     _Atomic int64_t outstanding, last_progress_ns;
     atomic_bool want_offline, all_down;
-    char offline_reason[256]; /* under lock */
-    _Atomic int64_t last_err_log_ns;
+    char offline_reason[256];        /* under lock */
+    _Atomic int64_t warned[W_KINDS]; /* last warning of each kind (warn_once) */
     /* poll thread */
     pthread_t thread;
     bool running;
@@ -112,10 +119,6 @@ typedef struct kafka_ctx {
     lsf_counter *c_produced, *c_delivered, *c_spooled, *c_maybe_sent, *c_replayed, *c_dead,
         *c_failed, *c_topic_missing, *c_key_missing, *c_spool_full, *c_outages, *c_corrupt;
 } kafka_ctx;
-
-/* A warning at most every 30 s per sink (an outage must not flood the log). */
-#define warn_once(c, ...)                                                                          \
-    lsf_kafka_warn_throttled(&(c)->last_err_log_ns, (c)->st->name, __VA_ARGS__)
 
 /* ---- kafka_state.c (all under c->lock unless said otherwise) ---------------- */
 
@@ -139,8 +142,6 @@ void lsf_kafka_pend_push(kafka_ctx *c, lsf_ack *a);
 void lsf_kafka_settle(kafka_ctx *c, bool sync_now);
 /* ONLINE/REPLAYING -> PURGING: librdkafka hands back what it holds. */
 void lsf_kafka_go_offline(kafka_ctx *c, const char *reason);
-/* Messages wait and nothing was confirmed for spool_after. Any thread. */
-bool lsf_kafka_stalled(kafka_ctx *c, int64_t now);
 /* Commits the confirmed front of the replay window to the spool. */
 void lsf_kafka_ring_commit(kafka_ctx *c);
 /* librdkafka callbacks (the poll thread, or flush on the main thread). */

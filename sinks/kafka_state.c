@@ -8,7 +8,9 @@
  *             broker confirmed it (acks: all by default).
  *   PURGING   the brokers look away (librdkafka reports all brokers down,
  *             a delivery failed, or nothing was confirmed for spool_after
- *             while messages waited): everything librdkafka holds, queued
+ *             while messages waited and a metadata request went unanswered;
+ *             when the brokers do answer, librdkafka keeps retrying and its
+ *             own timeouts decide): everything librdkafka holds, queued
  *             or in flight, is purged and its delivery reports append it to
  *             the spool (in-flight ones flagged "maybe sent": they are the
  *             only possible duplicates). deliver() answers LSF_AGAIN until
@@ -19,7 +21,9 @@
  *   REPLAYING the cluster answered: the poll thread produces the spool's
  *             records in order, a bounded window (RING_CAP) at a time,
  *             committing the spool as reports confirm them; deliver() keeps
- *             appending, so order holds; once the spool is empty, ONLINE.
+ *             appending, so order holds; once the spool is empty, ONLINE. A
+ *             record failing REPLAY_ATTEMPTS times while the brokers answer
+ *             is dead-lettered, so one poisoned record cannot stall the rest.
  * Acks of spooled events are released when the spool is durable by its
  * fsync policy. A message that fails for good goes, wrapped with the
  * reason, to dead_letter_topic when set and otherwise (or when that fails
@@ -44,6 +48,9 @@
 #include "sinks/write_all.h"
 
 #define PURGE_MAX_NS (10 * 1000000000LL)
+/* A spooled message that failed this often while the brokers answered (not
+ * counting purges at outages) goes to the dead letters. */
+#define REPLAY_ATTEMPTS 5
 
 static const char *const state_names[] = {"online", "purging", "spooling", "replaying"};
 
@@ -129,8 +136,8 @@ void lsf_kafka_settle(kafka_ctx *c, bool sync_now)
         c->last_sync_ns = now;
     }
     if (rc < 0) {
-        warn_once(c, "writing the spool in %s failed: %s; events wait in memory", c->spool_dir,
-                  strerror(-rc));
+        warn_once(c, W_SPOOL, "writing the spool in %s failed: %s; events wait in memory",
+                  c->spool_dir, strerror(-rc));
         return;
     }
     for (size_t i = 0; i < c->npend; i++)
@@ -213,7 +220,7 @@ void lsf_kafka_dead_letter(kafka_ctx *c, const char *topic, const kmsg *m, rd_ka
                 c->st->name, topic, rd_kafka_err2str(err), c->dl_path, strerror(e));
     } else {
         lsf_counter_add(c->c_dead, 1);
-        warn_once(c, "a message for %s was refused (%s); written to %s", topic,
+        warn_once(c, W_DEAD, "a message for %s was refused (%s); written to %s", topic,
                   rd_kafka_err2str(err), c->dl_path);
     }
     lsf_ack_release(ack);
@@ -268,7 +275,8 @@ static void request_offline(kafka_ctx *c, const char *reason)
     }
 }
 
-bool lsf_kafka_stalled(kafka_ctx *c, int64_t now)
+/* Messages wait and nothing was confirmed for spool_after. */
+static bool stalled(kafka_ctx *c, int64_t now)
 {
     return atomic_load(&c->outstanding) > 0 &&
            now - atomic_load(&c->last_progress_ns) > c->conf->spool_after_ms * 1000000LL;
@@ -312,7 +320,7 @@ void lsf_kafka_ring_commit(kafka_ctx *c)
     c->resend = c->resend > n ? c->resend - n : 0;
     int rc = lsf_spool_commit(c->spool, end, n);
     if (rc < 0)
-        warn_once(c, "spool %s: saving the replay position failed: %s", c->spool_dir,
+        warn_once(c, W_SPOOL, "spool %s: saving the replay position failed: %s", c->spool_dir,
                   strerror(-rc));
 }
 
@@ -376,6 +384,7 @@ static void replay_step(kafka_ctx *c)
         replay_ent *e = ring_at(c, c->ring_len);
         e->start = start;
         e->end = p;
+        e->attempts = 0;
         c->ring_len++;
         c->read_pos = p;
         c->resend = c->ring_len;
@@ -386,7 +395,7 @@ static void replay_step(kafka_ctx *c)
         c->replayed_run++;
     }
     if (rc < 0) {
-        warn_once(c, "reading the spool %s failed: %s", c->spool_dir, strerror(-rc));
+        warn_once(c, W_SPOOL, "reading the spool %s failed: %s", c->spool_dir, strerror(-rc));
         return;
     }
     if (rc == 0 && c->ring_len == 0) {
@@ -436,7 +445,7 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
                 e->state = R_DONE;
                 lsf_counter_add(c->c_replayed, 1);
                 lsf_counter_add(c->c_delivered, 1);
-            } else if (lsf_kafka_permanent(err)) {
+            } else if (lsf_kafka_permanent(err) || (!ours && ++e->attempts >= REPLAY_ATTEMPTS)) {
                 lsf_kafka_dead_letter(c, topic, &m, err, NULL, false);
                 e->state = R_DONE;
             } else {
@@ -455,7 +464,8 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
             lsf_counter_add(c->c_failed, 1);
             lsf_ack_fail(ack);
             lsf_ack_release(ack);
-            warn_once(c, "a message for %s was not delivered (%s) and could not be spooled", topic,
+            warn_once(c, W_SPOOL,
+                      "a message for %s was not delivered (%s) and could not be spooled", topic,
                       rd_kafka_err2str(err));
         }
     }
@@ -480,7 +490,7 @@ void lsf_kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
         atomic_store(&c->all_down, true);
         request_offline(c, reason);
     }
-    warn_once(c, "%s", reason);
+    warn_once(c, W_BROKER, "%s", reason);
 }
 
 /* ---- the poll thread ------------------------------------------------------------- */
@@ -495,18 +505,14 @@ static bool probe(kafka_ctx *c)
     return ok;
 }
 
+enum { PROBE_NONE, PROBE_BACK, PROBE_STALL };
+
 static void tick(kafka_ctx *c)
 {
     int64_t now = lsf_now_mono_ns();
     pthread_mutex_lock(&c->lock);
     if (atomic_exchange(&c->want_offline, false))
         lsf_kafka_go_offline(c, c->offline_reason);
-    if ((c->state == ONLINE || c->state == REPLAYING) && lsf_kafka_stalled(c, now)) {
-        char why[96];
-        snprintf(why, sizeof(why), "no delivery report for %" PRId64 " ms",
-                 c->conf->spool_after_ms);
-        lsf_kafka_go_offline(c, why);
-    }
     if (c->state == PURGING &&
         (atomic_load(&c->outstanding) == 0 || now - c->purge_since_ns > PURGE_MAX_NS)) {
         if (atomic_load(&c->outstanding))
@@ -520,26 +526,49 @@ static void tick(kafka_ctx *c)
         replay_step(c);
     }
     lsf_kafka_settle(c, false);
-    bool want_probe = c->state == SPOOLING && !c->fatal && now >= c->next_probe_ns;
+    int what = PROBE_NONE;
+    if (c->state == SPOOLING && !c->fatal && now >= c->next_probe_ns)
+        what = PROBE_BACK;
+    else if ((c->state == ONLINE || c->state == REPLAYING) && stalled(c, now) &&
+             now >= c->next_stall_check_ns)
+        what = PROBE_STALL;
+    const int state = c->state;
     pthread_mutex_unlock(&c->lock);
-    if (!want_probe)
+    if (what == PROBE_NONE)
         return;
+    /* A metadata request tells "the brokers are away" (spool) from "some
+     * messages wait although the brokers answer" (a topic without a leader
+     * or not created yet: librdkafka keeps retrying them until its own
+     * timeouts, whose reports then decide). */
     bool ok = probe(c);
+    now = lsf_now_mono_ns();
     pthread_mutex_lock(&c->lock);
-    if (c->state == SPOOLING) {
+    if (what == PROBE_BACK && c->state == SPOOLING) {
         if (ok) {
             lsf_spool_stats s;
             lsf_spool_get_stats(c->spool, &s);
             lsf_info("%s: Kafka is reachable; replaying %" PRIu64 " spooled records", c->st->name,
                      s.records + c->ring_len);
             atomic_store(&c->all_down, false);
-            atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
+            atomic_store(&c->last_progress_ns, now);
             lsf_kafka_set_state(c, REPLAYING);
             c->replayed_run = 0;
             c->resend = 0;
         } else {
-            c->next_probe_ns = lsf_now_mono_ns() + c->conf->retry_ms * 1000000LL;
+            c->next_probe_ns = now + c->conf->retry_ms * 1000000LL;
         }
+    } else if (what == PROBE_STALL && c->state == state) {
+        char why[128];
+        snprintf(why, sizeof(why), "no delivery report for %" PRId64 " ms and no broker answers",
+                 c->conf->spool_after_ms);
+        if (!ok)
+            lsf_kafka_go_offline(c, why);
+        else
+            warn_once(c, W_STALL,
+                      "%" PRId64 " messages unconfirmed for %" PRId64 " ms although the brokers "
+                      "answer; librdkafka keeps retrying them",
+                      atomic_load(&c->outstanding), c->conf->spool_after_ms);
+        c->next_stall_check_ns = now + c->conf->spool_after_ms * 1000000LL;
     }
     pthread_mutex_unlock(&c->lock);
 }

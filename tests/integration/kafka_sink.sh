@@ -5,8 +5,10 @@
 #  - routing: event.kind alert -> alerts topic, pipeline_error -> dead-letter
 #    topic; topic templates from fields, a missing field -> `_unknown`
 #    (counted); the key from another field;
-#  - a message Kafka refuses for good (larger than message.max.bytes) lands
-#    in the dead-letter file with the reason, counted, nothing silently lost.
+#  - a message Kafka refuses for good lands, wrapped with the reason, in the
+#    dead-letter topic (topic authorization failed) or, when that cannot take
+#    it either (larger than message.max.bytes), in the dead-letter file;
+#    counted, nothing silently lost.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/../tools/kafka_helpers.sh"
 need_kafka
@@ -68,6 +70,10 @@ sinks:
       message.max.bytes: 2000
 EOF
 big=$(head -c 3000 /dev/zero | tr '\0' 'x')
+# The broker refuses the next produce request for good.
+broker_ctl "produce_error TOPIC_AUTHORIZATION_FAILED"
+echo '<13>Mar  3 10:00:01 forbidden app[1]: nobody may write here' | send_tcp "$(port "$T/route.port")"
+wait_topic dead 1 20
 {
     echo '<13>Mar  3 10:00:01 web1 app[1]: plain line'
     echo '<13>Mar  3 10:00:01 web1 app[1]: {"event":{"kind":"alert"},"user":{"name":"bob"},"message":"alert one"}'
@@ -78,7 +84,7 @@ big=$(head -c 3000 /dev/zero | tr '\0' 'x')
 wait_topic ev-web1 1 20
 wait_topic ev-_unknown 1 20
 wait_topic al-app 1 20
-wait_topic dead 1 20
+wait_topic dead 2 20
 topic_dump ev-web1 "$T/ev-web1.json"
 topic_dump ev-_unknown "$T/ev-unknown.json"
 topic_dump al-app "$T/al-app.json"
@@ -87,6 +93,9 @@ expect_event "template: the plain line went to ev-web1" "$T/ev-web1.json" 'messa
 expect_event "template: a missing field becomes _unknown" "$T/ev-unknown.json" 'message=no host at all' -- 'host.name!'
 expect_event "routing: event.kind alert goes to the alerts topic" "$T/al-app.json" 'message=alert one' -- event.kind=alert
 expect_event "routing: event.kind pipeline_error goes to the dead-letter topic" "$T/dead.json" 'message=broken'
+expect_event "dead letter: a message refused for good goes to the dead-letter topic with its reason" \
+    "$T/dead.json" 'error.code=TOPIC_AUTHORIZATION_FAILED' -- 'kafka.topic=ev-forbidden' \
+    'event.kind=pipeline_error' 'event.original~=nobody may write here'
 check "key: the alert is keyed by user.name" \
     test "$(timeout 20 "$KCAT" -b "$BOOT" -C -t al-app -e -q -f '%k')" = bob
 wait_until 10 test -s "$T/dead.jsonl"
@@ -96,9 +105,10 @@ expect_event "dead letter: the oversized message is in the file with its reason"
 lsf_stop route
 check "routing: logsift exits 0" test "$LSF_RC" = 0
 check "routing: topic_field_missing counted once" test "$(counter "$T/route.err" '^r\.topic_field_missing$')" = 1
-check "routing: dead_lettered counted once" test "$(counter "$T/route.err" '^r\.dead_lettered$')" = 1
+check "routing: dead_lettered counted twice (topic and file)" \
+    test "$(counter "$T/route.err" '^r\.dead_lettered$')" = 2
 check "routing: 4 delivered, none failed" \
     test "$(counter "$T/route.err" '^r\.delivered$')/$(counter "$T/route.err" '^r\.failed$')" = 4/0
 check "routing: key_missing counted for the events without user.name" \
-    test "$(counter "$T/route.err" '^r\.key_missing$')" = 4
+    test "$(counter "$T/route.err" '^r\.key_missing$')" = 5
 finish

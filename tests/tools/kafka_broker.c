@@ -17,6 +17,9 @@
  *   control file: write commands to F (one per line); within 50 ms the broker
  *   runs them and renames F to F.done:
  *     down ID|all      up ID|all      rtt ID|all MS      topic NAME PARTITIONS
+ *     produce_error ERROR [N]  the next N (default 1) produce requests fail with
+ *                              ERROR (a broker error name, e.g.
+ *                              TOPIC_AUTHORIZATION_FAILED)
  * SIGTERM or SIGINT ends it (exit 0). Every state change is logged to stderr.
  *
  * Design: the mock cluster runs on its own librdkafka thread; the main thread
@@ -92,6 +95,18 @@ static void set_state(rd_kafka_mock_cluster_t *mc, int id, int up)
         say("broker %d %s", id, up ? "up" : "down");
 }
 
+/* A broker error code by its name ("TOPIC_AUTHORIZATION_FAILED"); -1 if none. */
+static int err_code(const char *name)
+{
+    const struct rd_kafka_err_desc *d;
+    size_t n;
+    rd_kafka_get_err_descs(&d, &n);
+    for (size_t i = 0; i < n; i++)
+        if (d[i].name && strcmp(d[i].name, name) == 0)
+            return d[i].code;
+    return -1;
+}
+
 /* Runs the commands in the control file, then renames it to F.done. */
 static void run_control(rd_kafka_mock_cluster_t *mc, const char *path, int brokers)
 {
@@ -112,6 +127,15 @@ static void run_control(rd_kafka_mock_cluster_t *mc, const char *path, int broke
             say("broker %s rtt %s ms", a, b);
         } else if (strcmp(cmd, "topic") == 0 && n == 3 && atoi(b) > 0) {
             create_topic(mc, a, atoi(b), brokers);
+        } else if (strcmp(cmd, "produce_error") == 0 && n >= 2 && err_code(a) != -1) {
+            size_t cnt = n == 3 && atoi(b) > 0 ? (size_t)atoi(b) : 1;
+            rd_kafka_resp_err_t errs[64];
+            if (cnt > 64)
+                cnt = 64;
+            for (size_t i = 0; i < cnt; i++)
+                errs[i] = (rd_kafka_resp_err_t)err_code(a);
+            rd_kafka_mock_push_request_errors_array(mc, 0 /* ApiKey Produce */, cnt, errs);
+            say("the next %zu produce request(s) fail with %s", cnt, a);
         } else {
             say("control: cannot understand '%.*s'", (int)strcspn(line, "\n"), line);
         }
