@@ -57,8 +57,19 @@ static size_t quantifier(const char *p, bool *unbounded, bool *optional, bool *p
             q++;
             digits = true;
         }
-        if (!digits)
-            return 0;
+        if (!digits) {
+            /* "{,n}" and spaced forms: literal text before PCRE2 10.43, a
+             * repeat from it on; read as an optional repeat either way, which
+             * is the safe reading for both readers of this file */
+            const char *e = q;
+            while (*e == ',' || *e == ' ' || isdigit((unsigned char)*e))
+                e++;
+            if (*e != '}' || e == q || !strchr(q, ','))
+                return 0;
+            *optional = true;
+            n = (size_t)(e - p) + 1;
+            goto suffix;
+        }
         if (*q == '}') {
             n = (size_t)(q - p) + 1;
         } else if (*q == ',') {
@@ -79,6 +90,7 @@ static size_t quantifier(const char *p, bool *unbounded, bool *optional, bool *p
     } else {
         return 0;
     }
+suffix:
     if (p[n] == '+')
         *possessive = true;
     if (p[n] == '+' || p[n] == '?')
