@@ -11,12 +11,16 @@
  *
  * Suppression and rate limiting run on event time, like the windows: a
  * firing within `suppress` of the key's last alert is counted on the key
- * (alert.suppressed of its next alert); one over the detection's
- * `rate_limit` is counted on the key and on the detection (alert.rate_limited
- * of the detection's next alert). Either way the key starts a new episode.
+ * (alert.suppressed of its next alert) and the key starts a new episode. The
+ * rate limit is applied afterwards, to the alerts of each batch in batch
+ * order (then time, id, key): an alert over the detection's `rate_limit` is
+ * dropped and counted on the detection (alert.rate_limited of its next
+ * alert), while its key behaves as if it had alerted (it is quiet for
+ * `suppress`), so key state never depends on which shard fired first.
  *
- * Threads: lsf_alert_fire under the key's shard lock (the rate limit has its
- * own lock, shared by the shards); emit on the batch's worker.
+ * Threads: lsf_alert_fire under the key's shard lock; admit in batch order
+ * (the engine's emit ticket; the limiter's lock serves snapshots); emit on
+ * the batch's worker.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -47,12 +51,11 @@ bool lsf_key_next(const char *key, uint32_t keylen, uint32_t *pos, lsf_str *val)
     return true;
 }
 
-/* Takes one token of the detection's rate limit at event time t; false when
- * none is left. *dropped receives (and clears) the alerts dropped since the
- * last one that passed. */
-static bool rate_take(lsf_detrun *r, int64_t t, uint64_t *dropped)
+bool lsf_alert_admit(lsf_alert *a)
 {
+    lsf_detrun *r = a->run;
     const lsf_detdef *d = &r->def;
+    int64_t t = a->time_ns;
     pthread_mutex_lock(&r->rate_lock);
     bool ok = true;
     if (d->rate_n) {
@@ -69,12 +72,15 @@ static bool rate_take(lsf_detrun *r, int64_t t, uint64_t *dropped)
     }
     if (ok) {
         r->tokens -= d->rate_n ? 1 : 0;
-        *dropped = r->rate_dropped;
+        a->rate_limited = r->rate_dropped;
         r->rate_dropped = 0;
     } else {
         r->rate_dropped++;
+        lsf_counter_add(r->c_rate_limited, 1);
     }
     pthread_mutex_unlock(&r->rate_lock);
+    if (ok)
+        lsf_counter_add(r->c_alerts, 1);
     return ok;
 }
 
@@ -108,13 +114,9 @@ lsf_alert *lsf_alert_fire(lsf_detrun *r, lsf_dshard *s, lsf_dentry *e, const lsf
     const lsf_detdef *d = &r->def;
     int64_t t = f->at_ns;
     lsf_alert *a = NULL;
-    uint64_t dropped = 0;
     if (d->suppress_ns && t < e->quiet_until_ns) {
         e->suppressed++;
         lsf_counter_add(r->c_suppressed, 1);
-    } else if (!rate_take(r, t, &dropped)) {
-        e->suppressed++;
-        lsf_counter_add(r->c_rate_limited, 1);
     } else {
         a = calloc(1, sizeof(*a));
         if (!a)
@@ -130,7 +132,6 @@ lsf_alert *lsf_alert_fire(lsf_detrun *r, lsf_dshard *s, lsf_dentry *e, const lsf
         if (a->first_ns > a->last_ns)
             a->first_ns = a->last_ns;
         a->suppressed = e->suppressed;
-        a->rate_limited = dropped;
         a->max_score = e->max_score;
         if (e->nex) {
             a->exemplars = calloc(e->nex, sizeof(char *));
@@ -145,7 +146,6 @@ lsf_alert *lsf_alert_fire(lsf_detrun *r, lsf_dshard *s, lsf_dentry *e, const lsf
         escalate(d, a);
         e->suppressed = 0;
         e->quiet_until_ns = t + d->suppress_ns;
-        lsf_counter_add(r->c_alerts, 1);
     }
     lsf_dkey_reset(r, s, e);
     return a;

@@ -211,7 +211,7 @@ static int need(const lsf_node *map, const char *key, const char *what, const ls
 {
     *out = lsf_node_get(map, key);
     if (!*out)
-        return lsf_node_error(err, map, "'%s' needs '%s'", what, key);
+        return lsf_node_error(err, map, "%s needs '%s'", what, key);
     return 0;
 }
 
@@ -235,7 +235,7 @@ static int parse_counted(lsf_detdef *d, const lsf_node *v, const char *what, lsf
                   d->type == LSF_DET_SCORE ? "min, count, window" : "count, window", err) < 0)
         return -1;
     if (d->type == LSF_DET_SCORE) {
-        if (need(v, "min", what, &c, err) < 0 || get_double(c, "min", &d->score_min, err) < 0)
+        if (need(v, "min", "'score'", &c, err) < 0 || get_double(c, "min", &d->score_min, err) < 0)
             return -1;
         d->window_ns = 60 * NS_PER_S;
         if ((c = lsf_node_get(v, "count")) && get_uint(c, "count", 1, 100000000, &n, err) < 0)
@@ -243,9 +243,9 @@ static int parse_counted(lsf_detdef *d, const lsf_node *v, const char *what, lsf
         if ((c = lsf_node_get(v, "window")) && get_duration(c, "window", &d->window_ns, err) < 0)
             return -1;
     } else {
-        if (need(v, "count", what, &c, err) < 0 || get_uint(c, "count", 1, 100000000, &n, err) < 0)
+        if (need(v, "count", d->type == LSF_DET_SCORE ? "'score'" : "'threshold'", &c, err) < 0 || get_uint(c, "count", 1, 100000000, &n, err) < 0)
             return -1;
-        if (need(v, "window", what, &c, err) < 0 ||
+        if (need(v, "window", "'threshold'", &c, err) < 0 ||
             get_duration(c, "window", &d->window_ns, err) < 0)
             return -1;
     }
@@ -262,14 +262,14 @@ static int parse_distinct(lsf_detdef *d, const lsf_node *v, lsf_errbuf *err)
     const lsf_node *c;
     uint64_t n;
     if (only_keys(v, "distinct", keys, "field, count, window", err) < 0 ||
-        need(v, "field", "distinct", &c, err) < 0 || scalar(c, "field", err) < 0)
+        need(v, "field", "'distinct'", &c, err) < 0 || scalar(c, "field", err) < 0)
         return -1;
     d->field = xstrdup(c->str);
-    if (need(v, "count", "distinct", &c, err) < 0 ||
+    if (need(v, "count", "'distinct'", &c, err) < 0 ||
         get_uint(c, "count", 2, 100000000, &n, err) < 0)
         return -1;
     d->limit = (double)n;
-    return need(v, "window", "distinct", &c, err) < 0 ? -1
+    return need(v, "window", "'distinct'", &c, err) < 0 ? -1
                                                      : get_duration(c, "window", &d->window_ns, err);
 }
 
@@ -281,7 +281,7 @@ static int parse_value(lsf_detdef *d, const lsf_node *v, lsf_errbuf *err)
     static const char *const cmps[] = {"gt", "ge", "lt", "le", NULL};
     const lsf_node *c;
     if (only_keys(v, "value", keys, "field, agg, gt|ge|lt|le, window, min_count", err) < 0 ||
-        need(v, "field", "value", &c, err) < 0 || scalar(c, "field", err) < 0)
+        need(v, "field", "'value'", &c, err) < 0 || scalar(c, "field", err) < 0)
         return -1;
     d->field = xstrdup(c->str);
     d->agg = LSF_AGG_SUM;
@@ -309,7 +309,7 @@ static int parse_value(lsf_detdef *d, const lsf_node *v, lsf_errbuf *err)
     if ((c = lsf_node_get(v, "min_count")) && get_uint(c, "min_count", 1, 100000000, &mc, err) < 0)
         return -1;
     d->min_count = (uint32_t)mc;
-    return need(v, "window", "value", &c, err) < 0 ? -1
+    return need(v, "window", "'value'", &c, err) < 0 ? -1
                                                   : get_duration(c, "window", &d->window_ns, err);
 }
 
@@ -319,9 +319,9 @@ static int parse_sequence(lsf_detdef *d, const lsf_node *v, lsf_errbuf *err)
     static const char *const skeys[] = {"when", "count", "absent", NULL};
     const lsf_node *c, *steps;
     if (only_keys(v, "sequence", keys, "within, steps", err) < 0 ||
-        need(v, "within", "sequence", &c, err) < 0 ||
+        need(v, "within", "'sequence'", &c, err) < 0 ||
         get_duration(c, "within", &d->window_ns, err) < 0 ||
-        need(v, "steps", "sequence", &steps, err) < 0)
+        need(v, "steps", "'sequence'", &steps, err) < 0)
         return -1;
     if (steps->kind != LSF_NODE_SEQ || steps->nchild < 2 || steps->nchild > LSF_DET_MAX_STEPS)
         return lsf_node_error(err, steps, "'steps' must be a list of 2 to %d steps",

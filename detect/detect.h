@@ -269,10 +269,13 @@ struct lsf_alert {
 };
 
 /* Decides what a firing becomes: an alert (returned, owned by the caller),
- * or nothing when the key is suppressed or the detection rate limited
- * (counted on the key and the detection). Resets the key's episode either
- * way. Call under the shard's lock. */
+ * or nothing when the key is suppressed (counted on the key). Resets the
+ * key's episode either way. Call under the shard's lock. */
 lsf_alert *lsf_alert_fire(lsf_detrun *r, lsf_dshard *s, lsf_dentry *e, const lsf_dfire *f);
+/* The detection's rate limit (event time): true when the alert may go out
+ * (it then carries the count of alerts dropped before it); false when it is
+ * dropped (counted). Call for the alerts of each batch in batch order. */
+bool lsf_alert_admit(lsf_alert *a);
 /* Appends the alert as an event of b (strings copied into b's arena; the
  * batch grows past its cap when it must). */
 void lsf_alert_emit(const lsf_alert *a, lsf_batch *b, int64_t now_ns);

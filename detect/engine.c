@@ -40,7 +40,6 @@ typedef struct ticket {
     pthread_mutex_t m;
     pthread_cond_t c;
     uint64_t next;  /* seq of the batch whose turn it is */
-    bool rebase;    /* after a restore: shift this shard's timers once */
     char pad[64];
 } ticket;
 
@@ -55,6 +54,8 @@ typedef struct dwork {
     lsf_hll hll;              /* distinct: merge scratch */
     lsf_alert **alerts;
     size_t nalerts, cap_alerts;
+    int64_t wm_end;           /* the watermark after this batch */
+    int64_t shift_ns;         /* this batch ends a restore's downtime: shift timers */
 } dwork;
 
 struct lsf_detector {
@@ -62,11 +63,12 @@ struct lsf_detector {
     pthread_mutex_t set_lock;
     lsf_detset *set;
     ticket *tk;
+    ticket emit;              /* rate limits and emission, in batch order */
     /* under tk[0] */
     int64_t wm;
     bool wm_set;
     bool restored;
-    int64_t restored_wm, shift_ns;
+    int64_t restored_wm;
     _Atomic int64_t wm_pub;   /* the watermark, for snapshots */
     dwork *w;
     lsf_counter *c_late, *c_ahead, *c_no_group, *c_no_value, *c_alerts;
@@ -126,6 +128,8 @@ lsf_detector *lsf_detector_new(const lsf_detector_opts *o)
         pthread_mutex_init(&d->tk[k].m, NULL);
         pthread_cond_init(&d->tk[k].c, NULL);
     }
+    pthread_mutex_init(&d->emit.m, NULL);
+    pthread_cond_init(&d->emit.c, NULL);
     for (int i = 0; i < d->o.nworkers; i++)
         d->w[i].shard_off = xrealloc(NULL, (d->o.nshards + 1) * sizeof(uint32_t));
     const char *n = o->name ? o->name : "detections";
@@ -147,6 +151,8 @@ void lsf_detector_free(lsf_detector *d)
         pthread_mutex_destroy(&d->tk[k].m);
         pthread_cond_destroy(&d->tk[k].c);
     }
+    pthread_mutex_destroy(&d->emit.m);
+    pthread_cond_destroy(&d->emit.c);
     for (int i = 0; i < d->o.nworkers; i++) {
         dwork *w = &d->w[i];
         free(w->m);
@@ -402,9 +408,7 @@ static void event_times(lsf_detector *d, dwork *w, const lsf_batch *b)
         }
         if (d->restored) { /* first event after a restore: the downtime is not silence */
             d->restored = false;
-            d->shift_ns = t > d->restored_wm ? t - d->restored_wm : 0;
-            for (uint32_t k = 0; k < d->o.nshards; k++)
-                d->tk[k].rebase = d->shift_ns > 0;
+            w->shift_ns = t > d->restored_wm ? t - d->restored_wm : 0;
         }
         if (!d->wm_set || t > d->wm) {
             d->wm = t;
@@ -417,6 +421,7 @@ static void event_times(lsf_detector *d, dwork *w, const lsf_batch *b)
         w->t[i] = t;
         w->wm[i] = d->wm;
     }
+    w->wm_end = d->wm;
     atomic_store_explicit(&d->wm_pub, d->wm, memory_order_relaxed);
     if (late)
         lsf_counter_add(d->c_late, late);
@@ -478,16 +483,17 @@ static void phase_state(lsf_detector *d, const lsf_detset *set, dwork *w, const 
     for (uint32_t k = 0; k < d->o.nshards; k++) {
         ticket *tk = &d->tk[k];
         ticket_wait(tk, b->seq);
-        if (k == 0)
+        if (k == 0) {
+            w->shift_ns = 0;
             event_times(d, w, b);
-        int64_t wm_end = d->wm; /* written under tk[0], which this batch passed */
-        if (tk->rebase) {
+        }
+        int64_t wm_end = w->wm_end; /* d->wm may already be a later batch's */
+        if (w->shift_ns) {
             for (uint32_t ri = 0; ri < set->n; ri++) {
                 lsf_dshard *s = &set->runs[ri]->shards[k];
                 for (uint32_t h = 0; h < s->nheap; h++)
-                    s->heap[h]->deadline_ns += d->shift_ns; /* same order: still a heap */
+                    s->heap[h]->deadline_ns += w->shift_ns; /* same order: still a heap */
             }
-            tk->rebase = false;
         }
         for (uint32_t i = w->shard_off[k]; i < w->shard_off[k + 1]; i++) {
             const lsf_dmatch *m = &w->sorted[i];
@@ -517,28 +523,36 @@ static int cmp_alert(const void *pa, const void *pb)
     return c ? c : (int)a->keylen - (int)b->keylen;
 }
 
-void lsf_detector_process(lsf_detector *d, lsf_batch *b, int worker)
+/* The emit ticket's turn: rate limits, then the alerts onto the batch. */
+static void emit_alerts(lsf_detector *d, dwork *w, lsf_batch *b)
 {
-    dwork *w = &d->w[worker];
-    lsf_detset *set = lsf_detector_current(d);
-    if (!set) { /* no set yet: still take this batch's turn in every shard */
-        static const lsf_detset none = {0};
-        set = (lsf_detset *)&none;
-        phase_match(d, set, w, b);
-        phase_state(d, set, w, b);
-        return;
-    }
-    phase_match(d, set, w, b);
-    phase_state(d, set, w, b);
+    ticket_wait(&d->emit, b->seq);
     if (w->nalerts) {
         qsort(w->alerts, w->nalerts, sizeof(*w->alerts), cmp_alert);
         int64_t now = wall_ns();
+        uint64_t n = 0;
         for (size_t i = 0; i < w->nalerts; i++) {
-            lsf_alert_emit(w->alerts[i], b, now);
+            if (lsf_alert_admit(w->alerts[i])) {
+                lsf_alert_emit(w->alerts[i], b, now);
+                n++;
+            }
             lsf_alert_free(w->alerts[i]);
         }
-        lsf_counter_add(d->c_alerts, w->nalerts);
+        lsf_counter_add(d->c_alerts, n);
         w->nalerts = 0;
     }
+    ticket_done(&d->emit);
+}
+
+void lsf_detector_process(lsf_detector *d, lsf_batch *b, int worker)
+{
+    static const lsf_detset none = {0};
+    dwork *w = &d->w[worker];
+    lsf_detset *set = lsf_detector_current(d);
+    /* without a set, the batch still takes its turn everywhere */
+    const lsf_detset *use = set ? set : &none;
+    phase_match(d, use, w, b);
+    phase_state(d, use, w, b);
+    emit_alerts(d, w, b);
     lsf_detset_unref(set);
 }

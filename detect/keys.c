@@ -315,7 +315,9 @@ void lsf_dkey_expire(lsf_detrun *r, lsf_dshard *s, int64_t wm_ns, int max)
 {
     for (int i = 0; i < max && s->lru_tail; i++) {
         lsf_dentry *e = s->lru_tail;
-        if (!lsf_kind_idle(r, e, wm_ns) || e->quiet_until_ns > wm_ns || e->deadline_ns)
+        /* a suppressed count waits for the key's next alert: keep it */
+        if (!lsf_kind_idle(r, e, wm_ns) || e->quiet_until_ns > wm_ns || e->deadline_ns ||
+            e->suppressed)
             return;
         lsf_dkey_free(r, s, e);
         lsf_counter_add(r->c_expired, 1);
