@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "anomaly/anomaly.h"
 #include "rules/rules.h"
 #include "sinks/spool.h"
 
@@ -26,9 +27,12 @@ static const char default_config[] =
     "    listen: 127.0.0.1:5514\n"
     "  - type: syslog_tcp\n"
     "    listen: 127.0.0.1:5514\n"
-    "transforms: [{type: rules, packs: [rules/packs]}]\n"
+    "transforms:\n"
+    "  - {type: rules, packs: [rules/packs]}\n"
+    "  - {type: detections, name: detections, packs: [rules/packs]}\n"
     "sinks:\n"
-    "  - type: stdout\n";
+    "  - type: stdout\n"
+    "  - {type: file, path: alerts.jsonl, kinds: [alert]}   # follow with: logsift tail\n";
 
 static lsf_pipeline *running;
 
@@ -285,6 +289,10 @@ int main(int argc, char **argv)
         rc = cmd_parse(argc - 1, argv + 1);
     else if (strcmp(cmd, "test") == 0)
         rc = lsf_rules_cmd_test(argc - 1, argv + 1);
+    else if (strcmp(cmd, "score") == 0)
+        rc = lsf_anomaly_cmd_score(argc - 1, argv + 1);
+    else if (strcmp(cmd, "templates") == 0)
+        rc = lsf_anomaly_cmd_templates(argc - 1, argv + 1);
     else if (strcmp(cmd, "spool") == 0)
         rc = lsf_spool_cmd(argc - 1, argv + 1);
     else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)

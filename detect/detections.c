@@ -112,7 +112,7 @@ static const lsf_key det_keys[] = {
     {"severity", LSF_K_ENUM, "medium", "Default severity of an alert.",
      offsetof(det_conf, severity), "info|low|medium|high|critical", 0, 0, false},
     {"state_file", LSF_K_STR, "",
-     "Snapshot file; empty: <state_dir>/<stage name>.detections.",
+     "Snapshot file; empty: <state_dir>/<stage name>.snapshot.",
      offsetof(det_conf, state_file), NULL, 0, 0, false},
     {"snapshot_interval", LSF_K_DURATION, "60s",
      "Save state this often (and when logsift stops); 0: only when it stops.",
@@ -426,7 +426,7 @@ static int det_init(lsf_stage *st, lsf_errbuf *err)
         for (char *p = name; *p; p++)
             if (*p == '/' || *p == ' ')
                 *p = '_';
-        if (asprintf(&x->state_path, "%s/%s.detections", dir && *dir ? dir : ".", name) < 0)
+        if (asprintf(&x->state_path, "%s/%s.snapshot", dir && *dir ? dir : ".", name) < 0)
             x->state_path = NULL;
     }
     if (!x->state_path)

@@ -27,12 +27,15 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/stage.h"
+#include "sinks/json_out.h"
+#include "sinks/kinds.h"
 #include "write_all.h"
 
 typedef struct file_conf {
     char *path;
     char *mode; /* octal text, parsed by init */
     bool fsync;
+    lsf_strlist kinds;
 } file_conf;
 
 static const lsf_key file_keys[] = {
@@ -45,6 +48,7 @@ static const lsf_key file_keys[] = {
     {"fsync", LSF_K_BOOL, "false",
      "Flush every batch to disk (fdatasync) before the next one: slower, survives a crash.",
      offsetof(file_conf, fsync), NULL, 0, 0, false},
+    {"kinds", LSF_K_STRLIST, NULL, LSF_KINDS_HELP, offsetof(file_conf, kinds), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
 
@@ -56,6 +60,7 @@ typedef struct file_ctx {
     bool reopen_failing;   /* the last attempt to open the path again failed */
     bool failing;          /* the last batch failed: do not log again */
     uint64_t failed_batches;
+    lsf_outbuf filtered;   /* the lines `kinds` keeps */
     lsf_counter *events, *bytes, *errors;
 } file_ctx;
 
@@ -100,6 +105,9 @@ static int file_init(lsf_stage *st, lsf_errbuf *err)
                               "mode: expected octal permission bits such as 0640, got '%s'",
                               conf->mode ? conf->mode : "");
     c->mode = (mode_t)mode;
+    if (lsf_kinds_check(&conf->kinds, key_node(st, "kinds"), err) < 0)
+        return -1;
+    lsf_outbuf_init(&c->filtered);
     c->fd = open_path(conf->path, c->mode);
     if (c->fd < 0)
         return lsf_node_error(err, key_node(st, "path"), "path: cannot open '%s': %s", conf->path,
@@ -139,9 +147,9 @@ static void maybe_reopen(lsf_stage *st, file_ctx *c)
  * starts). */
 static int file_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *out)
 {
-    (void)b;
     const file_conf *conf = st->conf;
     file_ctx *c = st->ctx;
+    out = lsf_kinds_filter(&conf->kinds, b, out, &c->filtered);
     maybe_reopen(st, c);
     int e = lsf_write_all(c->fd, out->buf, out->len);
     const char *what = "writing to";
@@ -193,6 +201,7 @@ static void file_destroy(lsf_stage *st)
     if (c->open)
         close(c->fd);
     c->open = false;
+    lsf_outbuf_deinit(&c->filtered);
 }
 
 const lsf_stage_def lsf_stage_file = {

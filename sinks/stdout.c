@@ -19,25 +19,39 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/stage.h"
+#include "sinks/json_out.h"
+#include "sinks/kinds.h"
 #include "write_all.h"
+
+typedef struct stdout_conf {
+    lsf_strlist kinds;
+} stdout_conf;
 
 typedef struct stdout_ctx {
     int fd;
+    lsf_outbuf filtered; /* the lines `kinds` keeps */
     bool failing; /* the last batch failed: do not log again */
     uint64_t failed_batches;
     lsf_counter *events, *bytes, *errors;
 } stdout_ctx;
 
 static const lsf_key stdout_keys[] = {
+    {"kinds", LSF_K_STRLIST, NULL, LSF_KINDS_HELP, offsetof(stdout_conf, kinds), NULL, 0, 0,
+     false},
     LSF_KEYS_END,
 };
 
 static int stdout_init(lsf_stage *st, lsf_errbuf *err)
 {
     stdout_ctx *c = st->ctx;
+    const stdout_conf *conf = st->conf;
     c->fd = STDOUT_FILENO;
     if (fcntl(c->fd, F_GETFL) < 0)
         return lsf_node_error(err, st->node, "stdout sink: standard output is closed");
+    const lsf_node *kn = lsf_node_get(st->node, "kinds");
+    if (lsf_kinds_check(&conf->kinds, kn ? kn : st->node, err) < 0)
+        return -1;
+    lsf_outbuf_init(&c->filtered);
     c->events = lsf_counter_new(st->name, "events");
     c->bytes = lsf_counter_new(st->name, "bytes");
     c->errors = lsf_counter_new(st->name, "write_errors");
@@ -48,8 +62,8 @@ static int stdout_init(lsf_stage *st, lsf_errbuf *err)
  * otherwise (counted; logged when a run of failures starts). */
 static int stdout_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *out)
 {
-    (void)b;
     stdout_ctx *c = st->ctx;
+    out = lsf_kinds_filter(&((const stdout_conf *)st->conf)->kinds, b, out, &c->filtered);
     int e = lsf_write_all(c->fd, out->buf, out->len);
     if (e) {
         lsf_counter_add(c->errors, 1);
@@ -71,13 +85,20 @@ static int stdout_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *o
     return LSF_OK;
 }
 
+static void stdout_destroy(lsf_stage *st)
+{
+    stdout_ctx *c = st->ctx;
+    lsf_outbuf_deinit(&c->filtered);
+}
+
 const lsf_stage_def lsf_stage_stdout = {
     .name = "stdout",
     .kind = LSF_STAGE_SINK,
     .help = "Writes events as JSON lines to standard output.",
     .keys = stdout_keys,
-    .conf_size = 0,
+    .conf_size = sizeof(stdout_conf),
     .ctx_size = sizeof(stdout_ctx),
     .init = stdout_init,
     .deliver = stdout_deliver,
+    .destroy = stdout_destroy,
 };
