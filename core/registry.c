@@ -10,7 +10,7 @@ extern const lsf_stage_def lsf_stage_syslog_udp, lsf_stage_syslog_tcp, lsf_stage
     lsf_stage_file_input, lsf_stage_unix_dgram, lsf_stage_relp, lsf_stage_kafka_input;
 extern const lsf_stage_def lsf_stage_parse, lsf_stage_rules;
 extern const lsf_stage_def lsf_stage_geoip, lsf_stage_cidr, lsf_stage_lookup, lsf_stage_fields;
-extern const lsf_stage_def lsf_stage_detections;
+extern const lsf_stage_def lsf_stage_anomaly, lsf_stage_detections;
 extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file, lsf_stage_kafka;
 
 const lsf_stage_def *const lsf_stage_registry[] = {
@@ -29,6 +29,7 @@ const lsf_stage_def *const lsf_stage_registry[] = {
     &lsf_stage_cidr,
     &lsf_stage_lookup,
     &lsf_stage_fields,
+    &lsf_stage_anomaly,
     &lsf_stage_detections,
     /* sinks */
     &lsf_stage_stdout,

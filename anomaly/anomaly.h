@@ -1,0 +1,238 @@
+/* anomaly.h - anomaly scoring: detectors, their sharded per-key state, and
+ * the entry points the stage, the CLI and the snapshots share.
+ *
+ *   score.c   the `anomaly` transform stage (config, batches, fields)
+ *   detect.c  the four detector kinds on one key's state
+ *   keys.c    per-detector sharded key tables: hash, LRU, memory budget
+ *   state.c   snapshots to disk and back
+ *   cli.c     `logsift score` and `logsift templates`
+ * The statistics are in stats.h, the series model in model.h, the template
+ * miner in template.h; docs/anomaly.md is the user's view.
+ *
+ * The one design choice to know: a detector's keys are spread over shards
+ * by key hash, and every batch visits the shards in order holding shard k's
+ * ticket (a mutex, a condition variable and the next batch sequence number),
+ * so each key has one owner at a time and sees its events in input order,
+ * whatever the number of workers: a replay scores like live ingestion did.
+ *
+ * Threads: definitions are immutable after init; shard k of every detector
+ * is touched only under ticket k; counters are atomics; the template miner
+ * has its own lock.
+ */
+#ifndef LSF_ANOMALY_H
+#define LSF_ANOMALY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "anomaly/model.h"
+#include "anomaly/sbuf.h"
+#include "anomaly/stats.h"
+#include "anomaly/template.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "core/metrics.h"
+
+enum lsf_anom_type { LSF_ANOM_RATE = 0, LSF_ANOM_NUMERIC, LSF_ANOM_NEW_VALUE, LSF_ANOM_RARE_TEMPLATE };
+
+/* Why an observation scored. */
+enum lsf_anom_reason {
+    LSF_REASON_NONE = 0,
+    LSF_REASON_SPIKE,        /* model: far from the recent median */
+    LSF_REASON_SHAPE,        /* model: a window shape not seen before */
+    LSF_REASON_SEASON,       /* model: far from this hour's usual value */
+    LSF_REASON_QUIET,        /* rate: a source stopped sending */
+    LSF_REASON_NEW_VALUE,    /* new_value: first time for this key */
+    LSF_REASON_NEW_TEMPLATE, /* rare_template: a template new to this source */
+    LSF_REASON_RARE_TEMPLATE /* rare_template: a template this source rarely logs */
+};
+const char *lsf_anom_reason_name(int reason);
+const char *lsf_anom_type_name(int type);
+
+#define LSF_ANOM_MAX_BY 8
+#define LSF_ANOM_MAX_KEY 512   /* bytes of a key kept (longer keys are cut, hashed whole) */
+#define LSF_ANOM_RATE_OPEN 8   /* most intervals open for late events */
+
+typedef struct lsf_anom_where {
+    char *field, *value;
+} lsf_anom_where;
+
+/* One detector's settings (bound from its config map). */
+typedef struct lsf_anom_def {
+    char *name;
+    int type;             /* enum lsf_anom_type */
+    lsf_strlist by;       /* key fields */
+    char *field;          /* numeric, new_value, rare_template */
+    lsf_anom_where *where;
+    size_t nwhere;
+    int64_t interval_ns;  /* rate */
+    int64_t lateness_ns;  /* rate: how long an interval stays open for late events */
+    int64_t learning_ns;  /* new_value, rare_template */
+    uint32_t max_values;  /* new_value, rare_template: values/templates kept per key */
+    uint64_t max_keys;
+    uint64_t max_memory;  /* bytes */
+    uint32_t sketch_width; /* rare_template: count-min width per shard */
+    lsf_model_conf model; /* rate, numeric */
+    uint32_t rate_open;   /* intervals kept open: 1 + ceil(lateness / interval) */
+} lsf_anom_def;
+
+/* What one observation produced. */
+typedef struct lsf_anom_result {
+    double score;         /* 0..1 */
+    double p;             /* tail probability behind the score */
+    int reason;           /* enum lsf_anom_reason */
+    bool numeric;         /* expected/observed are numbers (else strings) */
+    double expected, observed, deviation;
+    lsf_str observed_str; /* new_value: the value (points into the event or key) */
+    char expected_str[160];
+    uint64_t template_id; /* rare_template */
+    uint32_t template_slot;
+    int64_t at_ns;        /* the interval end (rate) or the event time */
+} lsf_anom_result;
+
+/* ---- keys.c ------------------------------------------------------------- */
+
+typedef struct lsf_anom_entry lsf_anom_entry;
+struct lsf_anom_entry {
+    uint64_t hash;
+    lsf_anom_entry *hnext;          /* hash chain */
+    lsf_anom_entry *prev, *next;    /* LRU: shard.lru.next is the most recent */
+    char *key;                      /* key text (by-values joined by 0x1f), cut at LSF_ANOM_MAX_KEY */
+    uint32_t key_len;
+    size_t bytes;                   /* what this entry accounts for */
+    int64_t last_ns;                /* event time of its last observation */
+    union {
+        struct {
+            lsf_model m;
+            int64_t newest;        /* newest open interval index */
+            int64_t closed;        /* last interval fed to the model */
+            uint32_t count[LSF_ANOM_RATE_OPEN]; /* open intervals, by index % rate_open */
+            bool started;
+        } rate;
+        lsf_model numeric;
+        lsf_firstseen values;
+        struct {
+            lsf_firstseen seen;    /* templates of this source */
+            lsf_topk top;          /* its most frequent templates */
+            uint64_t n;            /* its events */
+        } tpl;
+    } u;
+};
+
+typedef struct lsf_anom_shard {
+    lsf_anom_entry **buckets;
+    uint32_t nbuckets, n;
+    lsf_anom_entry lru;  /* sentinel of the LRU ring */
+    size_t bytes;
+    lsf_cms cms;         /* rare_template: (source, template) counts */
+    int64_t swept_ns;    /* rate: watermark of the last quiet sweep */
+} lsf_anom_shard;
+
+typedef struct lsf_anom_det {
+    lsf_anom_def def;
+    lsf_anom_shard *shard;
+    uint32_t nshards;
+    size_t shard_budget;    /* max_memory / nshards */
+    uint64_t shard_keys;    /* max_keys / nshards (>= 1) */
+    lsf_miner *miner;       /* rare_template */
+    uint16_t field_id;
+    lsf_counter *c_scored, *c_alerts, *c_keys, *c_evicted, *c_skipped, *c_bad_value, *c_late,
+        *c_quiet, *c_bytes;
+} lsf_anom_det;
+
+/* Shard tables. */
+void lsf_anom_shards_init(lsf_anom_det *d, uint32_t nshards);
+void lsf_anom_shards_free(lsf_anom_det *d);
+/* Finds the entry of key (hash, text) in shard s, creating it (evicting
+ * least-recently-used entries over the budget) when absent. Moves it to the
+ * front of the LRU. *created tells which. Never NULL. */
+lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t hash,
+                                   const char *key, uint32_t key_len, bool *created);
+/* After an update changed what entry e holds: re-accounts its bytes and
+ * evicts other entries while the shard is over budget. */
+void lsf_anom_entry_touched(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e);
+/* Removes and frees every entry of a shard. */
+void lsf_anom_shard_clear(lsf_anom_det *d, lsf_anom_shard *s);
+
+/* ---- detect.c ----------------------------------------------------------- */
+
+void lsf_anom_entry_init(const lsf_anom_det *d, lsf_anom_entry *e);
+void lsf_anom_entry_free(const lsf_anom_det *d, lsf_anom_entry *e);
+size_t lsf_anom_entry_bytes(const lsf_anom_det *d, const lsf_anom_entry *e);
+void lsf_anom_entry_save(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_wbuf *w);
+int lsf_anom_entry_load(const lsf_anom_det *d, lsf_anom_entry *e, lsf_rbuf *r);
+
+/* rate: counts one event at time_ns; closing intervals feeds their counts to
+ * the model. Returns true when an interval closed (res holds the strongest). */
+bool lsf_anom_rate_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns,
+                         lsf_anom_result *res);
+/* rate: scores one complete interval's count directly (logsift score). */
+void lsf_anom_rate_count(lsf_anom_det *d, lsf_anom_entry *e, double count, int64_t time_ns,
+                         lsf_anom_result *res);
+/* rate: closes the intervals of a silent key up to watermark wm_ns
+ * (zeros). Returns true when one scored (res holds the strongest). */
+bool lsf_anom_rate_quiet(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_anom_result *res);
+void lsf_anom_numeric(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t time_ns,
+                      lsf_anom_result *res);
+void lsf_anom_new_value(lsf_anom_det *d, lsf_anom_entry *e, uint64_t vhash, lsf_str value,
+                        int64_t time_ns, lsf_anom_result *res);
+void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e,
+                            const lsf_template_match *tm, int64_t time_ns, lsf_anom_result *res);
+
+/* ---- the detector set (score.c) ------------------------------------------ */
+
+typedef struct lsf_anom_ticket {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    uint64_t next;
+} lsf_anom_ticket;
+
+typedef struct lsf_anom {
+    lsf_anom_det *det;
+    size_t ndet;
+    uint32_t nshards;
+    double cutoff;        /* anomaly.alert at or above */
+    double annotate;      /* anomaly.* fields at or above */
+    lsf_anom_ticket *tk;
+    int64_t watermark_ns; /* latest event time, advanced under ticket 0 */
+    int64_t max_future_ns;
+    const char *name;
+} lsf_anom;
+
+/* Parses the `detectors:` list into a set (keys bound, validated). Returns 0
+ * or -1 with err at the offending node. */
+int lsf_anom_parse(lsf_anom *a, const lsf_node *list, uint32_t nshards, const char *stage_name,
+                   lsf_errbuf *err);
+/* Builds one detector of a type with default settings (logsift score). */
+int lsf_anom_default(lsf_anom *a, int type, const char *name, lsf_errbuf *err);
+void lsf_anom_free(lsf_anom *a);
+/* Finds a detector by name, or NULL. */
+lsf_anom_det *lsf_anom_find(lsf_anom *a, const char *name);
+
+/* Key of an event for detector d: the by-fields' values joined by 0x1f into
+ * buf (at most cap bytes kept). Returns the full length, or -1 when a field
+ * is missing. */
+int lsf_anom_key(const lsf_anom_det *d, const lsf_event *ev, char *buf, size_t cap,
+                 uint64_t *hash);
+uint32_t lsf_anom_shard_of(const lsf_anom *a, uint64_t hash);
+
+/* ---- state.c ------------------------------------------------------------ */
+
+/* Writes every detector's state to path (a temporary file renamed over it,
+ * with a version and a checksum). Takes each shard's ticket lock in turn.
+ * 0, or -1 with errno-style message in err. */
+int lsf_anom_snapshot_save(lsf_anom *a, const char *path, lsf_errbuf *err);
+/* Restores state saved by lsf_anom_snapshot_save. A missing file is 0 (a
+ * first start). A corrupt or foreign file is reported in err, ignored
+ * (state stays empty) and returns -1; a detector whose name or settings
+ * changed since the snapshot starts empty (reported at info level). */
+int lsf_anom_snapshot_load(lsf_anom *a, const char *path, lsf_errbuf *err);
+
+/* ---- cli.c -------------------------------------------------------------- */
+
+int lsf_anomaly_cmd_score(int argc, char **argv);
+int lsf_anomaly_cmd_templates(int argc, char **argv);
+
+#endif

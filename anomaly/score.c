@@ -1,0 +1,609 @@
+/* score.c - the `anomaly` transform: scores events with the configured
+ * detectors and writes anomaly.score and its reasons onto them.
+ *
+ * The one design choice to know: a batch goes through two phases.
+ *  1. On the batch's worker, in parallel with other batches: each event is
+ *     matched against each detector's `where`, its key (by-fields), key hash
+ *     and shard, its number or value are extracted, and rare_template lines
+ *     are mined (template.c has its own lock).
+ *  2. Per shard, in batch submission order (ticket k: a mutex, a condition
+ *     variable and the next sequence number): the key's state is found or
+ *     created, updated, and the result written onto the event. Shard 0 also
+ *     advances the event-time watermark, and each shard sweeps its silent
+ *     rate keys when the watermark crosses an interval.
+ * So every key has one owner at a time and sees its events in input order,
+ * whatever the number of workers, and a replay scores as live ingestion did.
+ * While batch n works on shard 5, batch n + 1 can already work on shard 0.
+ *
+ * Hand-off to detections: an event whose score reaches `cutoff` gets
+ * anomaly.alert: true (and is counted); the detections stage turns scores
+ * into alerts (its `score` detections read anomaly.score). An event scored
+ * by several detectors carries the fields of the highest score.
+ *
+ * Threads: init/destroy on the main thread; process on any worker, with its
+ * own scratch (indexed by worker); snapshots are written by whichever worker
+ * finds one due (one at a time) and at shutdown.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "anomaly/anomaly.h"
+#include "anomaly/hash.h"
+#include "core/log.h"
+#include "core/pipeline.h"
+#include "core/stage.h"
+
+typedef struct anom_conf {
+    const lsf_node *detectors;
+    char *cutoff, *annotate;
+    int64_t shards;
+    char *snapshot;
+    int64_t snapshot_interval_ms;
+    int64_t max_future_ms;
+} anom_conf;
+
+/* One (event, detector) observation extracted in phase 1. */
+typedef struct obs {
+    uint32_t ev, det, shard;
+    uint32_t key_off, key_len; /* key text in the worker's key buffer */
+    uint32_t val_off, val_len; /* new_value: the value text, same buffer */
+    uint64_t hash, vhash;
+    double x;
+    int64_t t;
+    lsf_template_match tm;
+} obs;
+
+typedef struct wscratch {
+    obs *o, *sorted;
+    size_t n, cap;
+    uint32_t *shard_off; /* nshards + 1 */
+    char *buf;
+    size_t blen, bcap;
+    double *best;        /* per event: the score whose fields it carries */
+    size_t best_cap;
+} wscratch;
+
+typedef struct anom_ctx {
+    lsf_anom a;
+    bool parsed;
+    wscratch *w;
+    int nworkers;
+    char *snap_path;
+    int64_t snap_interval_ns;
+    _Atomic int64_t next_snap_ns;
+    atomic_flag snapping;
+    lsf_counter *c_events, *c_annotated, *c_alerts, *c_snapshots, *c_snapshot_errors;
+} anom_ctx;
+
+static const lsf_key anom_keys[] = {
+    {"detectors", LSF_K_NODE, NULL,
+     "The detectors: a list of {name, type: rate|numeric|new_value|rare_template, by, field, "
+     "...}; see docs/anomaly.md.",
+     offsetof(anom_conf, detectors), NULL, 0, 0, true},
+    {"cutoff", LSF_K_STR, "0.999",
+     "Score (0..1) at which an event gets anomaly.alert: true and counts as an alert.",
+     offsetof(anom_conf, cutoff), NULL, 0, 0, false},
+    {"annotate", LSF_K_STR, "0.9",
+     "Score (0..1) from which anomaly.* fields are written (0: every scored event).",
+     offsetof(anom_conf, annotate), NULL, 0, 0, false},
+    {"shards", LSF_K_INT, "32", "Key shards (each with its own lock and memory share).",
+     offsetof(anom_conf, shards), NULL, 1, 4096, false},
+    {"snapshot", LSF_K_STR, "anomaly.snapshot",
+     "State file, relative to state_dir; restored at start, written periodically and at stop "
+     "(\"\": no snapshots).",
+     offsetof(anom_conf, snapshot), NULL, 0, 0, false},
+    {"snapshot_interval", LSF_K_DURATION, "5m", "How often the state file is rewritten.",
+     offsetof(anom_conf, snapshot_interval_ms), NULL, 1000, 0, false},
+    {"max_future", LSF_K_DURATION, "10m",
+     "An event time further ahead of its arrival is not believed (arrival time is used).",
+     offsetof(anom_conf, max_future_ms), NULL, 0, 0, false},
+    LSF_KEYS_END,
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        lsf_die("out of memory (anomaly stage)");
+    return q;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int parse_score(const anom_conf *c, const lsf_stage *st, const char *key, const char *s,
+                       double *out, lsf_errbuf *err)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 1))
+        return lsf_node_error(err, lsf_node_get(st->node, key) ? lsf_node_get(st->node, key)
+                                                                : st->node,
+                              "%s: expected a score between 0 and 1, got '%s'", key, s);
+    (void)c;
+    *out = v;
+    return 0;
+}
+
+/* ---- phase 1: extraction ------------------------------------------------------ */
+
+static uint32_t buf_put(wscratch *w, const char *p, size_t n)
+{
+    if (w->blen + n > w->bcap) {
+        w->bcap = (w->blen + n) * 2 + 4096;
+        w->buf = xrealloc(w->buf, w->bcap);
+    }
+    memcpy(w->buf + w->blen, p, n);
+    uint32_t off = (uint32_t)w->blen;
+    w->blen += n;
+    return off;
+}
+
+static bool where_holds(const lsf_anom_det *d, const lsf_event *ev)
+{
+    for (size_t i = 0; i < d->def.nwhere; i++) {
+        char scratch[32];
+        lsf_str v;
+        const char *f = d->def.where[i].field;
+        if (!lsf_event_get_str(ev, lsf_str_make(f, strlen(f)), scratch, &v) ||
+            !lsf_str_eq_cstr(v, d->def.where[i].value))
+            return false;
+    }
+    return true;
+}
+
+/* The numeric value of d's field; false when absent, *bad when not a number. */
+static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, bool *bad)
+{
+    lsf_str name = lsf_str_make(d->def.field, strlen(d->def.field));
+    const lsf_field *f = lsf_event_find(ev, name);
+    *bad = false;
+    if (f && f->type == LSF_T_INT) {
+        *x = (double)f->v.i;
+        return true;
+    }
+    if (f && f->type == LSF_T_FLOAT) {
+        *x = f->v.f;
+        return isfinite(*x) || !(*bad = true);
+    }
+    char scratch[32], tmp[64];
+    lsf_str v;
+    if (!lsf_event_get_str(ev, name, scratch, &v))
+        return false;
+    if (v.len == 0 || v.len >= sizeof(tmp)) {
+        *bad = true;
+        return false;
+    }
+    memcpy(tmp, v.ptr, v.len);
+    tmp[v.len] = 0;
+    char *end;
+    *x = strtod(tmp, &end);
+    if (*end || !isfinite(*x)) {
+        *bad = true;
+        return false;
+    }
+    return true;
+}
+
+static int64_t event_time(const lsf_anom *a, const lsf_event *ev)
+{
+    int64_t t = ev->time_ns;
+    if (ev->ingested_ns && (t == 0 || t > ev->ingested_ns + a->max_future_ns))
+        t = ev->ingested_ns;
+    return t;
+}
+
+static void extract(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i)
+{
+    lsf_anom *a = &x->a;
+    const lsf_event *ev = &b->events[i];
+    int64_t t = event_time(a, ev);
+    char key[LSF_ANOM_MAX_KEY];
+    for (uint32_t di = 0; di < a->ndet; di++) {
+        lsf_anom_det *d = &a->det[di];
+        if (d->def.nwhere && !where_holds(d, ev))
+            continue;
+        uint64_t hash;
+        int klen = lsf_anom_key(d, ev, key, sizeof(key), &hash);
+        if (klen < 0) {
+            lsf_counter_add(d->c_skipped, 1);
+            continue;
+        }
+        obs o;
+        memset(&o, 0, sizeof(o));
+        o.ev = i;
+        o.det = di;
+        o.hash = hash;
+        o.t = t;
+        o.shard = lsf_anom_shard_of(a, hash);
+        bool bad = false;
+        if (d->def.type == LSF_ANOM_NUMERIC) {
+            if (!number_of(d, ev, &o.x, &bad)) {
+                lsf_counter_add(bad ? d->c_bad_value : d->c_skipped, 1);
+                continue;
+            }
+        } else if (d->def.type != LSF_ANOM_RATE) {
+            char scratch[32];
+            lsf_str v;
+            if (!lsf_event_get_str(ev, lsf_str_make(d->def.field, strlen(d->def.field)), scratch,
+                                   &v)) {
+                lsf_counter_add(d->c_skipped, 1);
+                continue;
+            }
+            if (d->def.type == LSF_ANOM_NEW_VALUE) {
+                o.vhash = lsf_hash64(v.ptr, v.len, 0x76616c7565ULL);
+                o.val_len = v.len < LSF_ANOM_MAX_KEY ? v.len : LSF_ANOM_MAX_KEY;
+                o.val_off = buf_put(w, v.ptr, o.val_len);
+            } else
+                lsf_miner_add(d->miner, v.ptr, v.len, &o.tm);
+        }
+        o.key_len = (uint32_t)klen < sizeof(key) ? (uint32_t)klen : (uint32_t)sizeof(key);
+        o.key_off = buf_put(w, key, o.key_len);
+        if (w->n == w->cap) {
+            w->cap = w->cap ? w->cap * 2 : 1024;
+            w->o = xrealloc(w->o, w->cap * sizeof(obs));
+            w->sorted = xrealloc(w->sorted, w->cap * sizeof(obs));
+        }
+        w->o[w->n++] = o;
+    }
+}
+
+/* Orders the observations by shard (stable: events stay in batch order). */
+static void group_by_shard(const lsf_anom *a, wscratch *w)
+{
+    uint32_t ns = a->nshards;
+    memset(w->shard_off, 0, (ns + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < w->n; i++)
+        w->shard_off[w->o[i].shard + 1]++;
+    for (uint32_t k = 0; k < ns; k++)
+        w->shard_off[k + 1] += w->shard_off[k];
+    uint32_t *fill = w->shard_off; /* advanced while filling, restored below */
+    for (size_t i = 0; i < w->n; i++)
+        w->sorted[fill[w->o[i].shard]++] = w->o[i];
+    for (uint32_t k = ns; k > 0; k--)
+        w->shard_off[k] = w->shard_off[k - 1];
+    w->shard_off[0] = 0;
+}
+
+/* ---- results onto events ---------------------------------------------------------- */
+
+static lsf_str arena_str(lsf_batch *b, const char *s, size_t n)
+{
+    return lsf_str_make(lsf_arena_memdup(&b->arena, s, n), n);
+}
+
+static lsf_str key_text(lsf_batch *b, const char *key, uint32_t len)
+{
+    char *c = lsf_arena_memdup(&b->arena, key, len);
+    for (uint32_t i = 0; i < len; i++)
+        if (c[i] == 0x1f)
+            c[i] = '|';
+    return lsf_str_make(c, len);
+}
+
+static void grow_best(wscratch *w, uint32_t n)
+{
+    if (n > w->best_cap) {
+        w->best_cap = n * 2;
+        w->best = xrealloc(w->best, w->best_cap * sizeof(double));
+    }
+}
+
+/* Writes res onto event i unless it already carries a higher score. */
+static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_anom_det *d,
+                     const lsf_anom_result *res, const char *key, uint32_t key_len)
+{
+    if (res->score < x->a.annotate || (x->a.annotate == 0 && res->reason == LSF_REASON_NONE))
+        return;
+    bool alert = res->score >= x->a.cutoff;
+    lsf_counter_add(d->c_scored, 1);
+    if (alert)
+        lsf_counter_add(d->c_alerts, 1);
+    grow_best(w, b->n);
+    if (res->score <= w->best[i] && w->best[i] >= 0)
+        return;
+    if (w->best[i] < 0)
+        lsf_counter_add(x->c_annotated, 1);
+    if (alert && !(w->best[i] >= x->a.cutoff))
+        lsf_counter_add(x->c_alerts, 1);
+    w->best[i] = res->score;
+    lsf_event *ev = &b->events[i];
+    const char *dn = d->def.name, *tn = lsf_anom_type_name(d->def.type),
+               *rn = lsf_anom_reason_name(res->reason);
+    lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.score"), res->score);
+    lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.detector"), arena_str(b, dn, strlen(dn)));
+    lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.type"), arena_str(b, tn, strlen(tn)));
+    lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.reason"), arena_str(b, rn, strlen(rn)));
+    lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.key"), key_text(b, key, key_len));
+    if (res->numeric) {
+        lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.expected"), res->expected);
+        lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.observed"), res->observed);
+        lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.deviation"), res->deviation);
+    } else {
+        lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.observed"),
+                          arena_str(b, res->observed_str.ptr, res->observed_str.len));
+    }
+    if (res->expected_str[0])
+        lsf_event_set_str(b, ev, res->numeric ? LSF_STR_LIT("anomaly.usual")
+                                              : LSF_STR_LIT("anomaly.expected"),
+                          arena_str(b, res->expected_str, strlen(res->expected_str)));
+    if (d->def.type == LSF_ANOM_RARE_TEMPLATE) {
+        char text[1024];
+        int n = snprintf(text, sizeof(text), "%016" PRIx64, res->template_id);
+        lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.template.id"), arena_str(b, text, (size_t)n));
+        n = lsf_miner_text(d->miner, res->template_slot, res->template_id, text, sizeof(text));
+        if (n >= 0)
+            lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.template.text"),
+                              arena_str(b, text, (size_t)n));
+    }
+    lsf_event_set_bool(b, ev, LSF_STR_LIT("anomaly.alert"), alert);
+}
+
+/* A silent rate key scored: an event of its own says so. */
+static void quiet_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det *d,
+                        const lsf_anom_entry *e, const lsf_anom_result *res)
+{
+    if (res->score < x->a.annotate)
+        return;
+    lsf_event *ev = lsf_batch_push_extra(b);
+    uint32_t i = b->n - 1;
+    ev->time_ns = res->at_ns;
+    ev->ingested_ns = now_ns();
+    char msg[LSF_ANOM_MAX_KEY + 256];
+    int n = snprintf(msg, sizeof(msg), "%s: no events for %.*s in %" PRId64 "s, about %.6g expected",
+                     d->def.name, (int)e->key_len, e->key, (int64_t)(d->def.interval_ns / 1000000000LL),
+                     res->expected);
+    for (int k = 0; k < n && k < (int)sizeof(msg); k++)
+        if (msg[k] == 0x1f)
+            msg[k] = '|';
+    ev->message = arena_str(b, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+    /* the key's fields, so the event groups with the source's own */
+    const char *p = e->key, *end = e->key + e->key_len;
+    for (size_t f = 0; f < d->def.by.n && p <= end; f++) {
+        const char *q = memchr(p, 0x1f, (size_t)(end - p));
+        size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
+        lsf_str v = arena_str(b, p, len);
+        const char *name = d->def.by.v[f];
+        if (strcmp(name, "host.name") == 0 || strcmp(name, "log.syslog.hostname") == 0)
+            ev->host = v;
+        else if (strcmp(name, "process.name") == 0 || strcmp(name, "log.syslog.appname") == 0)
+            ev->app = v;
+        else if (strcmp(name, "message") != 0)
+            lsf_event_set_str(b, ev, arena_str(b, name, strlen(name)), v);
+        p += len + 1;
+    }
+    lsf_counter_add(d->c_quiet, 1);
+    grow_best(w, b->n);
+    w->best[i] = -1;
+    annotate(x, w, b, i, d, res, e->key, e->key_len);
+}
+
+/* ---- phase 2: state, per shard in batch order -------------------------------------- */
+
+static void ticket_wait(lsf_anom_ticket *t, uint64_t seq)
+{
+    pthread_mutex_lock(&t->m);
+    while (t->next != seq)
+        pthread_cond_wait(&t->c, &t->m);
+}
+
+static void ticket_done(lsf_anom_ticket *t)
+{
+    t->next++;
+    pthread_cond_broadcast(&t->c);
+    pthread_mutex_unlock(&t->m);
+}
+
+static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
+{
+    lsf_anom_det *d = &x->a.det[o->det];
+    lsf_anom_shard *s = &d->shard[o->shard];
+    const char *key = w->buf + o->key_off;
+    bool created;
+    lsf_anom_entry *e = lsf_anom_entry_get(d, s, o->hash, key, o->key_len, &created);
+    lsf_anom_result res;
+    switch (d->def.type) {
+    case LSF_ANOM_RATE:
+        if (!lsf_anom_rate_event(d, e, o->t, &res))
+            res.score = 0, res.reason = LSF_REASON_NONE;
+        break;
+    case LSF_ANOM_NUMERIC:
+        lsf_anom_numeric(d, e, o->x, o->t, &res);
+        break;
+    case LSF_ANOM_NEW_VALUE:
+        lsf_anom_new_value(d, e, o->vhash, lsf_str_make(w->buf + o->val_off, o->val_len), o->t,
+                           &res);
+        break;
+    default:
+        lsf_anom_rare_template(d, s, e, &o->tm, o->t, &res);
+        break;
+    }
+    lsf_anom_entry_touched(d, s, e);
+    if (res.reason != LSF_REASON_NONE)
+        annotate(x, w, b, o->ev, d, &res, key, o->key_len);
+}
+
+static void sweep(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t k, int64_t wm)
+{
+    for (size_t di = 0; di < x->a.ndet; di++) {
+        lsf_anom_det *d = &x->a.det[di];
+        if (d->def.type != LSF_ANOM_RATE)
+            continue;
+        lsf_anom_shard *s = &d->shard[k];
+        if (s->swept_ns && wm - s->swept_ns < d->def.interval_ns)
+            continue;
+        s->swept_ns = wm;
+        for (lsf_anom_entry *e = s->lru.next; e != &s->lru; e = e->next) {
+            lsf_anom_result res;
+            if (lsf_anom_rate_quiet(d, e, wm, &res))
+                quiet_event(x, w, b, d, e, &res);
+        }
+    }
+}
+
+static void maybe_snapshot(anom_ctx *x)
+{
+    if (!x->snap_path)
+        return;
+    int64_t now = now_ns(), due = atomic_load_explicit(&x->next_snap_ns, memory_order_relaxed);
+    if (now < due || atomic_flag_test_and_set(&x->snapping))
+        return;
+    atomic_store(&x->next_snap_ns, now + x->snap_interval_ns);
+    lsf_errbuf err = {{0}};
+    if (lsf_anom_snapshot_save(&x->a, x->snap_path, &err) < 0) {
+        lsf_counter_add(x->c_snapshot_errors, 1);
+        lsf_err("%s", err.msg);
+    } else
+        lsf_counter_add(x->c_snapshots, 1);
+    atomic_flag_clear(&x->snapping);
+}
+
+static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
+{
+    anom_ctx *x = st->ctx;
+    lsf_anom *a = &x->a;
+    wscratch *w = &x->w[worker];
+    w->n = 0;
+    w->blen = 0;
+    int64_t tmax = INT64_MIN;
+    uint32_t nev = b->n;
+    for (uint32_t i = 0; i < nev; i++) {
+        if (b->events[i].flags & LSF_EV_DROPPED)
+            continue;
+        int64_t t = event_time(a, &b->events[i]);
+        if (t > tmax)
+            tmax = t;
+        extract(x, w, b, i);
+    }
+    lsf_counter_add(x->c_events, nev);
+    group_by_shard(a, w);
+    grow_best(w, b->n);
+    for (uint32_t i = 0; i < b->n; i++)
+        w->best[i] = -1;
+    int64_t wm = 0;
+    for (uint32_t k = 0; k < a->nshards; k++) {
+        lsf_anom_ticket *tk = &a->tk[k];
+        ticket_wait(tk, b->seq);
+        if (k == 0) {
+            if (tmax > a->watermark_ns)
+                a->watermark_ns = tmax;
+        }
+        wm = a->watermark_ns; /* shard 0 of this batch has run: this batch's watermark */
+        for (uint32_t j = w->shard_off[k]; j < w->shard_off[k + 1]; j++)
+            apply(x, w, b, &w->sorted[j]);
+        if (wm)
+            sweep(x, w, b, k, wm);
+        ticket_done(tk);
+    }
+    maybe_snapshot(x);
+    return LSF_OK;
+}
+
+/* ---- init / destroy --------------------------------------------------------------- */
+
+static int anom_init(lsf_stage *st, lsf_errbuf *err)
+{
+    anom_ctx *x = st->ctx;
+    anom_conf *c = st->conf;
+    lsf_anom *a = &x->a;
+    a->name = st->name;
+    if (parse_score(c, st, "cutoff", c->cutoff, &a->cutoff, err) < 0 ||
+        parse_score(c, st, "annotate", c->annotate, &a->annotate, err) < 0)
+        return -1;
+    if (a->annotate > a->cutoff)
+        return lsf_node_error(err, lsf_node_get(st->node, "annotate"),
+                              "annotate: %g is above cutoff %g; alerts would carry no fields",
+                              a->annotate, a->cutoff);
+    a->max_future_ns = c->max_future_ms * 1000000LL;
+    x->parsed = true;
+    if (lsf_anom_parse(a, c->detectors, (uint32_t)c->shards, st->name, err) < 0)
+        return -1;
+    a->tk = calloc(a->nshards, sizeof(lsf_anom_ticket));
+    if (!a->tk)
+        lsf_die("out of memory");
+    for (uint32_t k = 0; k < a->nshards; k++) {
+        pthread_mutex_init(&a->tk[k].m, NULL);
+        pthread_cond_init(&a->tk[k].c, NULL);
+    }
+    x->nworkers = lsf_pipeline_nworkers(st->pipeline);
+    if (x->nworkers < 1)
+        x->nworkers = 1;
+    x->w = calloc((size_t)x->nworkers, sizeof(wscratch));
+    if (!x->w)
+        lsf_die("out of memory");
+    for (int i = 0; i < x->nworkers; i++)
+        x->w[i].shard_off = xrealloc(NULL, (a->nshards + 1) * sizeof(uint32_t));
+    x->c_events = lsf_counter_new(st->name, "events");
+    x->c_annotated = lsf_counter_new(st->name, "annotated");
+    x->c_alerts = lsf_counter_new(st->name, "alerts");
+    x->c_snapshots = lsf_counter_new(st->name, "snapshots");
+    x->c_snapshot_errors = lsf_counter_new(st->name, "snapshot_errors");
+    atomic_flag_clear(&x->snapping);
+    if (c->snapshot && *c->snapshot) {
+        const lsf_pipeline_conf *pc = lsf_pipeline_settings(st->pipeline);
+        const char *dir = pc && pc->state_dir ? pc->state_dir : ".";
+        size_t n = strlen(dir) + strlen(c->snapshot) + 2;
+        x->snap_path = xrealloc(NULL, n);
+        if (c->snapshot[0] == '/')
+            snprintf(x->snap_path, n, "%s", c->snapshot);
+        else
+            snprintf(x->snap_path, n, "%s/%s", dir, c->snapshot);
+        x->snap_interval_ns = c->snapshot_interval_ms * 1000000LL;
+        atomic_store(&x->next_snap_ns, now_ns() + x->snap_interval_ns);
+        lsf_errbuf serr = {{0}};
+        if (lsf_anom_snapshot_load(a, x->snap_path, &serr) < 0) {
+            lsf_counter_add(x->c_snapshot_errors, 1);
+            lsf_err("%s", serr.msg);
+        }
+    }
+    return 0;
+}
+
+static void anom_destroy(lsf_stage *st)
+{
+    anom_ctx *x = st->ctx;
+    if (x->snap_path && x->a.tk) {
+        lsf_errbuf err = {{0}};
+        if (lsf_anom_snapshot_save(&x->a, x->snap_path, &err) < 0)
+            lsf_err("%s", err.msg);
+    }
+    if (x->a.tk)
+        for (uint32_t k = 0; k < x->a.nshards; k++) {
+            pthread_mutex_destroy(&x->a.tk[k].m);
+            pthread_cond_destroy(&x->a.tk[k].c);
+        }
+    free(x->a.tk);
+    x->a.tk = NULL;
+    if (x->parsed)
+        lsf_anom_free(&x->a);
+    for (int i = 0; x->w && i < x->nworkers; i++) {
+        free(x->w[i].o);
+        free(x->w[i].sorted);
+        free(x->w[i].shard_off);
+        free(x->w[i].buf);
+        free(x->w[i].best);
+    }
+    free(x->w);
+    free(x->snap_path);
+}
+
+const lsf_stage_def lsf_stage_anomaly = {
+    .name = "anomaly",
+    .kind = LSF_STAGE_TRANSFORM,
+    .help = "Scores events with streaming detectors (rate, numeric, new_value, rare_template).",
+    .keys = anom_keys,
+    .conf_size = sizeof(anom_conf),
+    .ctx_size = sizeof(anom_ctx),
+    .init = anom_init,
+    .process = anom_process,
+    .destroy = anom_destroy,
+};
