@@ -78,6 +78,10 @@ static void usage(FILE *f)
             "  test [--stats] [PACK_OR_DIR ...]\n"
             "                         run the rule packs' inline tests (default: rules/packs)\n"
             "  spool DIR [--dump]     what a Kafka sink's spool directory holds\n"
+            "  score [--detector NAME] FILE.csv\n"
+            "                         anomaly scores of a timestamp,value CSV (NAB format)\n"
+            "  templates [-s STATE] [FILE]\n"
+            "                         log templates of one message per line, as CSV\n"
             "  help [STAGE]           list stages, or one stage's settings\n"
             "  config                 print the built-in default configuration\n"
             "  version, --version     print the version\n");
