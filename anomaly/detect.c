@@ -357,6 +357,7 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
     res->score = lsf_score_of_p(res->p);
     res->numeric = true;
     res->observed = c;
+    res->deviation = NAN; /* no spread to measure against */
     res->expected = n ? (double)n / (e->u.tpl.seen.n ? e->u.tpl.seen.n : 1) : 0;
     lsf_topk_entry top[TOPK_PER_SOURCE];
     uint32_t k = lsf_topk_list(&e->u.tpl.top, top, TOPK_PER_SOURCE);

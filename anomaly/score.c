@@ -84,10 +84,10 @@ static const lsf_key anom_keys[] = {
      "The detectors: a list of {name, type: rate|numeric|new_value|rare_template, by, field, "
      "...}; see docs/anomaly.md.",
      offsetof(anom_conf, detectors), NULL, 0, 0, true},
-    {"cutoff", LSF_K_STR, "0.999",
+    {"cutoff", LSF_K_STR, "0.995",
      "Score (0..1) at which an event gets anomaly.alert: true and counts as an alert.",
      offsetof(anom_conf, cutoff), NULL, 0, 0, false},
-    {"annotate", LSF_K_STR, "0.9",
+    {"annotate", LSF_K_STR, "0.99",
      "Score (0..1) from which anomaly.* fields are written (0: every scored event).",
      offsetof(anom_conf, annotate), NULL, 0, 0, false},
     {"shards", LSF_K_INT, "32", "Key shards (each with its own lock and memory share).",
@@ -97,7 +97,7 @@ static const lsf_key anom_keys[] = {
      "(\"\": no snapshots).",
      offsetof(anom_conf, snapshot), NULL, 0, 0, false},
     {"snapshot_interval", LSF_K_DURATION, "5m", "How often the state file is rewritten.",
-     offsetof(anom_conf, snapshot_interval_ms), NULL, 1000, 0, false},
+     offsetof(anom_conf, snapshot_interval_ms), NULL, 1000, 30LL * 86400 * 1000, false},
     {"max_future", LSF_K_DURATION, "10m",
      "An event time further ahead of its arrival is not believed (arrival time is used).",
      offsetof(anom_conf, max_future_ms), NULL, 0, 0, false},
@@ -327,7 +327,8 @@ static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_ano
     if (res->numeric) {
         lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.expected"), res->expected);
         lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.observed"), res->observed);
-        lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.deviation"), res->deviation);
+        if (isfinite(res->deviation))
+            lsf_event_set_float(b, ev, LSF_STR_LIT("anomaly.deviation"), res->deviation);
     } else {
         lsf_event_set_str(b, ev, LSF_STR_LIT("anomaly.observed"),
                           arena_str(b, res->observed_str.ptr, res->observed_str.len));

@@ -7,7 +7,8 @@
  *     u32 name length, name | u8 type | u64 settings fingerprint |
  *     u64 section length | section
  *   section: [rare_template: u64 miner length, miner] | u32 shards |
- *     per shard: u64 swept_ns | [rare_template: sketch] | u32 entries |
+ *     per shard: u64 swept_ns | [rare_template: u8 used, sketch if used] |
+ *     u32 entries |
  *     per entry: u64 key hash | u32 key length | key | entry state (detect.c)
  *
  * The one design choice to know: the file is checked whole (length and a
@@ -87,8 +88,11 @@ static void save_detector(lsf_anom *a, lsf_anom_det *d, lsf_wbuf *w)
         lsf_anom_shard *s = &d->shard[k];
         lock_shard(a, k);
         lsf_wbuf_u64(w, (uint64_t)s->swept_ns);
-        if (d->def.type == LSF_ANOM_RARE_TEMPLATE)
-            lsf_cms_save(&s->cms, w);
+        if (d->def.type == LSF_ANOM_RARE_TEMPLATE) {
+            lsf_wbuf_u8(w, s->cms.total ? 1 : 0); /* an unused sketch is not written */
+            if (s->cms.total)
+                lsf_cms_save(&s->cms, w);
+        }
         lsf_wbuf_u32(w, s->n);
         /* oldest first, so a restore rebuilds the same LRU order */
         for (lsf_anom_entry *e = s->lru.prev; e != &s->lru; e = e->prev) {
@@ -211,7 +215,10 @@ static int load_detector(lsf_anom *a, lsf_anom_det *d, lsf_rbuf *r)
         int64_t swept = (int64_t)lsf_rbuf_u64(r);
         if (same_shards)
             d->shard[k].swept_ns = swept;
-        if (d->def.type == LSF_ANOM_RARE_TEMPLATE) {
+        uint8_t has_sketch = d->def.type == LSF_ANOM_RARE_TEMPLATE ? lsf_rbuf_u8(r) : 0;
+        if (has_sketch > 1)
+            return -1;
+        if (has_sketch) {
             if (same_shards) {
                 if (lsf_cms_load(&d->shard[k].cms, r) < 0)
                     return -1;
