@@ -65,12 +65,15 @@ def main():
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep work directories and outputs")
+    ap.add_argument("--properties", help="the geoip outputs to write, e.g. "
+                    "geo.country_iso_code,as.number (default: the stage's default)")
     args = ap.parse_args()
     build = os.environ.get("BUILD", "build")
     tools(os.path.join(ROOT, build) if not os.path.isabs(build) else build)
     bench.KEEP = args.keep
     dbs, real = databases()
     bench.TUNING["GEOIP_DBS"] = ", ".join(f'"{p}"' for p in dbs)
+    bench.TUNING["GEOIP_EXTRA"] = (f"    properties: [{args.properties}]" if args.properties else "")
     plain = types.SimpleNamespace(key="rules12", title="3. + 12 regex rules", conf="rules", nrules=12)
     geo = types.SimpleNamespace(key="geoip", title="7. + GeoIP on two IP fields", conf="geoip",
                                 nrules=12)
@@ -107,7 +110,8 @@ def main():
     cpu_ratio = stats["rules12"]["cpu"] / stats["geoip"]["cpu"]
     print(f"\n{bench.machine()}, commit {bench.commit()}; {args.lines:,} lines "
           f"(benchmarks/gen.c), median of {args.runs} run(s) (min-max)")
-    print("databases: " + ", ".join(os.path.relpath(p, ROOT) for p in dbs)
+    print("properties: " + (args.properties or "the default") + "; databases: "
+          + ", ".join(os.path.relpath(p, ROOT) for p in dbs)
           + ("" if real else "  (MaxMind's test databases: run `make geoip-db` for real figures)"))
     print("\n| scenario | lines/s | CPU s | peak RSS MB | lost |\n|---|---|---|---|---|")
     for scn in (plain, geo):

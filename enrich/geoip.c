@@ -123,7 +123,7 @@ static const lsf_key geoip_keys[] = {
      offsetof(geoip_conf, mapping), NULL, 0, 0, false},
     {"language", LSF_K_STR, "en", "Language of the names (city, country, ...) in MaxMind databases.",
      offsetof(geoip_conf, language), NULL, 0, 0, false},
-    {"cache_size", LSF_K_INT, "16384",
+    {"cache_size", LSF_K_INT, "65536",
      "Results cached per worker thread (rounded up to a power of two); 0 turns the cache off.",
      offsetof(geoip_conf, cache_size), NULL, 0, 1 << 24, false},
     {"check_interval", LSF_K_DURATION, "2s",
