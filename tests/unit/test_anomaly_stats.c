@@ -1,0 +1,484 @@
+/* test_anomaly_stats.c - the streaming statistics of anomaly/: error bounds
+ * with fixed seeds (never exact floats), against direct computations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anomaly/hash.h"
+#include "anomaly/stats.h"
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state += 0x9e3779b97f4a7c15ULL;
+    return lsf_mix64(rng_state);
+}
+static double unif(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+static double gauss(void)
+{
+    double u = unif(), v = unif();
+    return sqrt(-2 * log(u + 1e-300)) * cos(2 * M_PI * v);
+}
+
+/* ---- EWMA ------------------------------------------------------------------ */
+
+static void test_ewma_matches_direct_weights(void **state)
+{
+    (void)state;
+    rng_state = 1;
+    const double hl = 20;
+    lsf_ewma e;
+    lsf_ewma_init(&e, hl);
+    enum { N = 500 };
+    double xs[N];
+    for (int i = 0; i < N; i++) {
+        xs[i] = 1000 + 50 * gauss();
+        lsf_ewma_add(&e, xs[i]);
+    }
+    /* direct: weights alpha (1 - alpha)^(N-1-i), with the warm-up weights
+     * folded in exactly by replaying the recurrence on weights */
+    double a = 1 - exp2(-1.0 / hl);
+    double w[N];
+    for (int i = 0; i < N; i++) {
+        double ai = 1.0 / (i + 1);
+        if (ai < a)
+            ai = a;
+        for (int j = 0; j < i; j++)
+            w[j] *= 1 - ai;
+        w[i] = ai;
+    }
+    double m = 0, sw = 0;
+    for (int i = 0; i < N; i++) {
+        m += w[i] * xs[i];
+        sw += w[i];
+    }
+    assert_true(fabs(sw - 1) < 1e-9);
+    double v = 0;
+    for (int i = 0; i < N; i++)
+        v += w[i] * (xs[i] - m) * (xs[i] - m);
+    assert_true(fabs(e.mean - m) < 1e-6 * fabs(m));
+    /* the incremental variance equals the weighted one within 1 % */
+    assert_true(fabs(e.var - v) < 0.01 * v);
+    /* and the series' sd is about 50 */
+    assert_true(fabs(lsf_ewma_sd(&e) - 50) < 15);
+    assert_true(fabs(lsf_ewma_z(&e, e.mean + 3 * lsf_ewma_sd(&e), 10) - 3) < 1e-9);
+    lsf_ewma f;
+    lsf_ewma_init(&f, hl);
+    lsf_ewma_add(&f, 5);
+    assert_true(lsf_ewma_z(&f, 100, 10) == 0); /* warm-up */
+}
+
+static void test_ewma_half_life(void **state)
+{
+    (void)state;
+    lsf_ewma e;
+    lsf_ewma_init(&e, 10);
+    for (int i = 0; i < 1000; i++)
+        lsf_ewma_add(&e, 0);
+    for (int i = 0; i < 10; i++)
+        lsf_ewma_add(&e, 1);
+    /* after one half-life of ones the mean is half-way */
+    assert_true(fabs(e.mean - 0.5) < 1e-9);
+}
+
+/* ---- seasonal ------------------------------------------------------------------ */
+
+static void test_seasonal_buckets(void **state)
+{
+    (void)state;
+    lsf_seasonal s;
+    lsf_seasonal_init(&s, LSF_SEASON_WEEKLY, 4);
+    const int64_t H = 3600000000000LL;
+    int64_t monday = 4 * 24 * H; /* 1970-01-05 was a Monday */
+    assert_int_equal(lsf_seasonal_bucket(&s, monday), 0);
+    assert_int_equal(lsf_seasonal_bucket(&s, monday + 10 * H + 59 * 60000000000LL), 10);
+    assert_int_equal(lsf_seasonal_bucket(&s, monday - H), 167); /* Sunday 23:00 */
+    assert_int_equal(lsf_seasonal_bucket(&s, monday + 7 * 24 * H), 0);
+    double m, sd;
+    assert_false(lsf_seasonal_expect(&s, monday, 1, &m, &sd));
+    /* four weeks: Mondays 10:00 busy (100), everything else quiet (10) */
+    for (int w = 0; w < 4; w++)
+        for (int h = 0; h < 168; h++)
+            lsf_seasonal_add(&s, monday + (int64_t)(w * 168 + h) * H, h == 10 ? 100 : 10);
+    assert_true(lsf_seasonal_expect(&s, monday + 10 * H, 3, &m, &sd));
+    assert_true(fabs(m - 100) < 1e-3);
+    assert_true(lsf_seasonal_expect(&s, monday + 34 * H, 3, &m, &sd)); /* Tuesday 10:00 */
+    assert_true(fabs(m - 10) < 1e-3);
+    assert_false(lsf_seasonal_expect(&s, monday + 34 * H, 5, &m, &sd)); /* needs 5 weeks */
+    /* a daily baseline folds the days together */
+    lsf_seasonal dd;
+    lsf_seasonal_init(&dd, LSF_SEASON_DAILY, 4);
+    assert_int_equal(lsf_seasonal_bucket(&dd, monday + 34 * H), 10);
+    lsf_wbuf w = {0};
+    lsf_seasonal_save(&s, &w);
+    lsf_seasonal t;
+    lsf_seasonal_init(&t, LSF_SEASON_WEEKLY, 4);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_seasonal_load(&t, &r), 0);
+    assert_true(lsf_seasonal_expect(&t, monday + 10 * H, 3, &m, &sd) && fabs(m - 100) < 1e-3);
+    lsf_seasonal_free(&t);
+    lsf_seasonal_free(&s);
+    lsf_seasonal_free(&dd);
+    lsf_wbuf_free(&w);
+}
+
+/* ---- robust window -------------------------------------------------------------- */
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void test_sliding_median_and_mad(void **state)
+{
+    (void)state;
+    rng_state = 7;
+    for (uint32_t cap = 1; cap <= 130; cap += 43) {
+        lsf_slwin w;
+        lsf_slwin_init(&w, cap);
+        double hist[2000];
+        for (int i = 0; i < 2000; i++) {
+            double x = (i % 97 == 0) ? 1e6 : floor(100 * gauss()); /* ties and outliers */
+            hist[i] = (float)x;
+            lsf_slwin_add(&w, x);
+            int n = i + 1 < (int)cap ? i + 1 : (int)cap;
+            double tmp[200], dev[200];
+            memcpy(tmp, hist + i + 1 - n, (size_t)n * sizeof(double));
+            double m = median_of(tmp, n);
+            assert_true(fabs(lsf_slwin_median(&w) - m) <= 1e-9 * (1 + fabs(m)));
+            if (i % 50 == 0 && n >= 2) {
+                for (int k = 0; k < n; k++)
+                    dev[k] = fabs(hist[i + 1 - n + k] - m);
+                double mad = median_of(dev, n);
+                assert_true(fabs(lsf_slwin_mad(&w) - mad) <= 1e-6 * (1 + mad));
+            }
+            assert_true(lsf_slwin_recent(&w, 0) == hist[i]);
+        }
+        lsf_wbuf b = {0};
+        lsf_slwin_save(&w, &b);
+        lsf_slwin v;
+        lsf_slwin_init(&v, cap);
+        lsf_rbuf r = {b.p, b.len, 0, false};
+        assert_int_equal(lsf_slwin_load(&v, &r), 0);
+        assert_true(lsf_slwin_median(&v) == lsf_slwin_median(&w));
+        lsf_slwin_free(&v);
+        lsf_slwin_free(&w);
+        lsf_wbuf_free(&b);
+    }
+}
+
+/* ---- tail rank ------------------------------------------------------------------ */
+
+static void test_tailrank_matches_exact_rank_in_the_tail(void **state)
+{
+    (void)state;
+    rng_state = 11;
+    lsf_tailrank t;
+    lsf_tailrank_init(&t, 64);
+    enum { N = 5000, SPAN = 64 * LSF_TAIL_BLOCKS };
+    static double hist[N];
+    for (int i = 0; i < N; i++) {
+        double a = fabs(gauss());
+        if (i > SPAN) {
+            /* exact conformal p over the same span of full blocks + current */
+            double best = 0;
+            for (int k = 0; k < i; k++)
+                if (hist[k] > best && k >= i - SPAN)
+                    best = hist[k];
+            /* a new maximum of the horizon gets the smallest p */
+            double p = lsf_tailrank_p(&t, best + 1);
+            assert_true(p <= 1.0 / SPAN + 1e-12);
+            /* p is never below the exact rank in the tail (conservative) */
+            int c = 0;
+            for (int k = i - SPAN; k < i; k++)
+                c += hist[k] >= a;
+            double exact = (c + 1.0) / (SPAN + 1.0);
+            double got = lsf_tailrank_p(&t, a);
+            if (exact < 0.01)
+                assert_true(got <= exact * 1.5 + 2.0 / SPAN);
+            assert_true(got <= 1);
+        }
+        hist[i] = a;
+        lsf_tailrank_add(&t, a);
+    }
+    lsf_tailrank_init(&t, 4);
+    assert_true(lsf_tailrank_p(&t, 5) == 1);
+}
+
+/* ---- novelty ------------------------------------------------------------------- */
+
+static void test_novelty_nearest_neighbour(void **state)
+{
+    (void)state;
+    rng_state = 5;
+    lsf_novelty nv;
+    lsf_novelty_init(&nv, 5, 100);
+    float mem[300][5];
+    assert_true(isinf(lsf_novelty_nn(&nv, mem[0])));
+    for (int i = 0; i < 300; i++) {
+        for (int d = 0; d < 5; d++)
+            mem[i][d] = (float)gauss();
+        float q[5];
+        for (int d = 0; d < 5; d++)
+            q[d] = (float)gauss();
+        if (i > 0) {
+            double best = INFINITY;
+            int from = i > 100 ? i - 100 : 0;
+            for (int k = from; k < i; k++) {
+                double s = 0;
+                for (int d = 0; d < 5; d++)
+                    s += (q[d] - mem[k][d]) * (q[d] - mem[k][d]);
+                if (s < best)
+                    best = s;
+            }
+            assert_true(fabs(lsf_novelty_nn(&nv, q) - sqrt(best)) < 1e-4);
+        }
+        lsf_novelty_add(&nv, mem[i]);
+    }
+    assert_true(lsf_novelty_bytes(&nv) == 100 * 5 * sizeof(float));
+    lsf_novelty_free(&nv);
+}
+
+/* ---- HyperLogLog ------------------------------------------------------------------ */
+
+static void test_hll_relative_error(void **state)
+{
+    (void)state;
+    const int p = 12; /* standard error 1.04 / 64 = 1.6 % */
+    uint64_t cards[] = {10, 100, 1000, 5000, 10000, 50000, 200000, 1000000};
+    for (int seed = 1; seed <= 3; seed++) {
+        lsf_hll h;
+        lsf_hll_init(&h, p);
+        uint64_t added = 0;
+        for (size_t c = 0; c < sizeof(cards) / sizeof(cards[0]); c++) {
+            for (; added < cards[c]; added++)
+                lsf_hll_add(&h, lsf_mix64(added * 1000003ULL + (uint64_t)seed * 0x1234567ULL));
+            double est = lsf_hll_count(&h);
+            double rel = fabs(est - (double)cards[c]) / (double)cards[c];
+            /* 4 standard errors, and small sets are nearly exact */
+            double bound = cards[c] <= 100 ? 0.03 : 4 * 1.04 / 64;
+            if (rel > bound)
+                fail_msg("seed %d, n=%llu: estimate %.1f (%.2f%%)", seed,
+                         (unsigned long long)cards[c], est, 100 * rel);
+        }
+        /* duplicates change nothing */
+        double before = lsf_hll_count(&h);
+        for (uint64_t i = 0; i < 1000; i++)
+            lsf_hll_add(&h, lsf_mix64(i * 1000003ULL + (uint64_t)seed * 0x1234567ULL));
+        assert_true(lsf_hll_count(&h) == before);
+        lsf_hll_free(&h);
+    }
+    lsf_hll a, b;
+    lsf_hll_init(&a, 10);
+    lsf_hll_init(&b, 10);
+    assert_true(lsf_hll_count(&a) == 0);
+    for (uint64_t i = 0; i < 20000; i++)
+        lsf_hll_add(i < 12000 ? &a : &b, lsf_mix64(i + 99));
+    assert_int_equal(lsf_hll_merge(&a, &b), 0);
+    assert_true(fabs(lsf_hll_count(&a) - 20000) / 20000 < 4 * 1.04 / 32);
+    lsf_wbuf w = {0};
+    lsf_hll_save(&a, &w);
+    lsf_hll c;
+    lsf_hll_init(&c, 10);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_hll_load(&c, &r), 0);
+    assert_true(lsf_hll_count(&c) == lsf_hll_count(&a));
+    lsf_hll d;
+    lsf_hll_init(&d, 11);
+    assert_int_equal(lsf_hll_merge(&d, &a), -1);
+    r = (lsf_rbuf){w.p, w.len, 0, false};
+    assert_int_equal(lsf_hll_load(&d, &r), -1); /* other precision */
+    lsf_hll_free(&a);
+    lsf_hll_free(&b);
+    lsf_hll_free(&c);
+    lsf_hll_free(&d);
+    lsf_wbuf_free(&w);
+}
+
+/* ---- count-min ---------------------------------------------------------------------- */
+
+static void test_cms_overestimate_bound(void **state)
+{
+    (void)state;
+    rng_state = 3;
+    const double eps = 0.001, delta = 0.01;
+    lsf_cms c;
+    lsf_cms_init(&c, eps, delta);
+    enum { ITEMS = 20000 };
+    static uint32_t truth[ITEMS];
+    uint64_t total = 0;
+    for (int i = 0; i < 300000; i++) {
+        /* skewed: item k with weight ~ 1/(k+1) */
+        uint32_t k = (uint32_t)(pow(ITEMS, unif()) - 1);
+        if (k >= ITEMS)
+            k = ITEMS - 1;
+        truth[k]++;
+        total++;
+        lsf_cms_add(&c, lsf_mix64(k + 17), 1);
+    }
+    assert_true(c.total == total);
+    int over = 0;
+    for (uint32_t k = 0; k < ITEMS; k++) {
+        uint32_t est = lsf_cms_estimate(&c, lsf_mix64(k + 17));
+        assert_true(est >= truth[k]); /* never undercounts */
+        if (est - truth[k] > eps * (double)total)
+            over++;
+    }
+    /* at most delta of the items exceed the eps * N bound (expect far fewer) */
+    assert_true(over <= delta * ITEMS);
+    lsf_wbuf w = {0};
+    lsf_cms_save(&c, &w);
+    lsf_cms d;
+    lsf_cms_init(&d, eps, delta);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_cms_load(&d, &r), 0);
+    assert_true(lsf_cms_estimate(&d, lsf_mix64(17)) == lsf_cms_estimate(&c, lsf_mix64(17)));
+    lsf_cms_free(&c);
+    lsf_cms_free(&d);
+    lsf_wbuf_free(&w);
+}
+
+/* ---- space-saving ------------------------------------------------------------------- */
+
+static void test_topk_recall_on_zipf(void **state)
+{
+    (void)state;
+    rng_state = 9;
+    enum { ITEMS = 100000, N = 500000, K = 100, TOP = 20 };
+    /* Zipf(1.3) by inversion of the cumulative weights */
+    static double cum[ITEMS];
+    double s = 0;
+    for (int i = 0; i < ITEMS; i++) {
+        s += 1 / pow(i + 1, 1.3);
+        cum[i] = s;
+    }
+    static uint32_t truth[ITEMS];
+    lsf_topk t;
+    lsf_topk_init(&t, K);
+    for (int n = 0; n < N; n++) {
+        double u = unif() * s;
+        int lo = 0, hi = ITEMS - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (cum[mid] < u)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        truth[lo]++;
+        lsf_topk_add(&t, (uint64_t)lo * 7919 + 1, 1);
+    }
+    lsf_topk_entry out[K];
+    uint32_t m = lsf_topk_list(&t, out, K);
+    assert_int_equal(m, K);
+    for (uint32_t i = 1; i < m; i++)
+        assert_true(out[i - 1].count >= out[i].count);
+    /* the true top 20 (items 0..19 by construction, up to sampling) */
+    int found = 0;
+    for (int item = 0; item < TOP; item++)
+        for (uint32_t i = 0; i < m; i++)
+            if (out[i].id == (uint64_t)item * 7919 + 1) {
+                found++;
+                /* count - err <= truth <= count */
+                assert_true(out[i].count >= truth[item]);
+                assert_true(out[i].count - out[i].err <= truth[item]);
+                break;
+            }
+    assert_true(found >= TOP * 95 / 100);
+    /* every item above N / K is monitored */
+    for (int item = 0; item < ITEMS; item++)
+        if (truth[item] > N / K)
+            assert_true(lsf_topk_count(&t, (uint64_t)item * 7919 + 1) >= truth[item]);
+    lsf_wbuf w = {0};
+    lsf_topk_save(&t, &w);
+    lsf_topk u;
+    lsf_topk_init(&u, K);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_topk_load(&u, &r), 0);
+    assert_true(lsf_topk_count(&u, 1) == lsf_topk_count(&t, 1));
+    lsf_topk_free(&t);
+    lsf_topk_free(&u);
+    lsf_wbuf_free(&w);
+}
+
+/* ---- first-seen ---------------------------------------------------------------------- */
+
+static void test_firstseen_learning_period(void **state)
+{
+    (void)state;
+    const int64_t S = 1000000000LL, learn = 3600 * S;
+    lsf_firstseen f;
+    lsf_firstseen_init(&f, 100);
+    double p;
+#define V(i) lsf_mix64((uint64_t)(i) + 100) /* value hashes, as the detector makes them */
+    int64_t t0 = 1700000000 * S;
+    /* three values learned in the first hour */
+    assert_int_equal(lsf_firstseen_add(&f, V(1), t0, learn, &p), LSF_SEEN_LEARNING);
+    assert_int_equal(lsf_firstseen_add(&f, V(2), t0 + 10 * S, learn, &p), LSF_SEEN_LEARNING);
+    assert_int_equal(lsf_firstseen_add(&f, V(3), t0 + 3599 * S, learn, &p), LSF_SEEN_LEARNING);
+    for (int i = 0; i < 997; i++)
+        assert_int_equal(lsf_firstseen_add(&f, V(1 + (uint64_t)(i % 3)), t0 + 3600 * S + i, learn, &p),
+                         LSF_SEEN_KNOWN);
+    /* a new value after learning: Good-Turing p = (0 + 1) / (1000 + 2) */
+    assert_int_equal(lsf_firstseen_add(&f, V(4), t0 + 7200 * S, learn, &p), LSF_SEEN_NEW);
+    assert_true(fabs(p - 1.0 / 1002) < 1e-12);
+    assert_int_equal(lsf_firstseen_add(&f, V(4), t0 + 7201 * S, learn, &p), LSF_SEEN_KNOWN);
+    /* a key that keeps seeing new values has a high p_new */
+    lsf_firstseen g;
+    lsf_firstseen_init(&g, 10);
+    for (uint64_t i = 1; i <= 10; i++)
+        lsf_firstseen_add(&g, V(i * 31), t0, 0, &p);
+    assert_int_equal(lsf_firstseen_add(&g, V(999), t0, 0, &p), LSF_SEEN_FULL);
+    assert_true(p > 0.9);
+    /* snapshot round trip keeps the set and the singletons */
+    lsf_wbuf w = {0};
+    lsf_firstseen_save(&f, &w);
+    lsf_firstseen h;
+    lsf_firstseen_init(&h, 100);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_firstseen_load(&h, &r), 0);
+    assert_int_equal(h.n, 4);
+    assert_int_equal(h.singletons, f.singletons);
+    assert_int_equal(lsf_firstseen_add(&h, V(2), t0 + 9000 * S, learn, &p), LSF_SEEN_KNOWN);
+    /* a truncated buffer is refused and leaves an empty set */
+    lsf_rbuf bad = {w.p, w.len - 3, 0, false};
+    assert_int_equal(lsf_firstseen_load(&h, &bad), -1);
+    assert_int_equal(h.n, 0);
+    lsf_firstseen_free(&f);
+    lsf_firstseen_free(&g);
+    lsf_firstseen_free(&h);
+    lsf_wbuf_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ewma_matches_direct_weights),
+        cmocka_unit_test(test_ewma_half_life),
+        cmocka_unit_test(test_seasonal_buckets),
+        cmocka_unit_test(test_sliding_median_and_mad),
+        cmocka_unit_test(test_tailrank_matches_exact_rank_in_the_tail),
+        cmocka_unit_test(test_novelty_nearest_neighbour),
+        cmocka_unit_test(test_hll_relative_error),
+        cmocka_unit_test(test_cms_overestimate_bound),
+        cmocka_unit_test(test_topk_recall_on_zipf),
+        cmocka_unit_test(test_firstseen_learning_period),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
