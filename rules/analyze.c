@@ -210,6 +210,35 @@ static bool lit_quant(lit_reader *r, bool *repeated)
     return q && opt;
 }
 
+/* Finds the ')' closing the group whose body starts at p, and whether the
+ * body alternates at its top level; -1 when unterminated. */
+static int group_scan(const char *p, const char **close, bool *alternates)
+{
+    int depth = 0;
+    *alternates = false;
+    for (const char *q = p; *q;) {
+        size_t o = lsf_re_opaque_len(q);
+        if (o) {
+            q += o;
+            continue;
+        }
+        if (*q == '(') {
+            depth++;
+        } else if (*q == ')') {
+            if (depth-- == 0) {
+                *close = q;
+                return 0;
+            }
+        } else if (*q == '|' && depth == 0) {
+            *alternates = true;
+        }
+        q++;
+    }
+    return -1;
+}
+
+static void lit_branch(lit_reader *r, bool required);
+
 /* A group at r->p ('('); literals inside are required if `required` and the
  * group is neither optional nor a lookaround nor alternated. */
 static void lit_group(lit_reader *r, bool required)
@@ -260,6 +289,22 @@ static void lit_group(lit_reader *r, bool required)
         }
     } else if (*p == '*') {
         r->fail = true; /* (*VERB) */
+        return;
+    }
+    /* a group taken exactly once, without alternatives, is transparent: its
+     * text continues the literal around it ("id=(?<n>42) ok" has "id=42 ok") */
+    const char *close;
+    bool alternates;
+    bool unb, opt, poss;
+    if (!look && group_scan(p, &close, &alternates) == 0 && !alternates &&
+        !quantifier(close + 1, &unb, &opt, &poss)) {
+        r->p = p;
+        lit_branch(r, required);
+        if (r->fail || r->p != close) {
+            r->fail = true;
+            return;
+        }
+        r->p = close + 1;
         return;
     }
     lit_cut(r, required);

@@ -227,8 +227,11 @@ static void test_literals(void **state)
         bool caseless;
     } rows[] = {
         {"^Failed (?<_g0>\\S+) for (?:invalid user )?(?<_g1>\\S+) from", "Failed | for | from", false},
+        {"\" (?<_g0>5\\d\\d) ", "\" 5| ", false}, /* a plain group continues the literal */
+        {"id=(?:42) ok(?<_g0>x|y)z", "id=42 ok|z", false},
         {"abc|def", "", false},
         {"a(?:bc|de)f", "a|f", false},
+        {"x(?:ab(?:cd)?e)f", "xab|ef", false},
         {"x(?:yz)?w", "x|w", false},
         {"x(?:yz)*w(?:uv)+t", "x|w|uv|t", false},
         {"ab+c", "ab|c", false},
@@ -239,7 +242,7 @@ static void test_literals(void **state)
         {"ab{,3}c", "a|c", false}, /* a repeat from PCRE2 10.43 on: read as optional */
         {"a\\.b\\[c\\]", "a.b[c]", false},
         {"(?i)Foo", "Foo", true},
-        {"x(?i:Bar)y", "x|Bar|y", true},
+        {"x(?i:Bar)y", "xBary", true},
         {"\\QA.B\\E!", "A.B!", false},
         {"a(?=bc)d(?<!x)e", "a|d|e", false}, /* lookarounds cut, conservatively */
         {"a\\tb\\d+ms$", "a|b|ms", false},
