@@ -4,13 +4,15 @@
  * the document into our own small tree (strings NUL-terminated, positions
  * 1-based) and drop the libyaml document, so stages can keep nodes for later
  * error messages. Anchors and aliases are resolved by libyaml.
- * Threads: main thread only.
+ * Threads: loading may run on any thread (rule reloads); binding runs on
+ * the thread that builds the stage.
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,23 +154,29 @@ void lsf_node_free(lsf_node *n)
     }
 }
 
-/* The root owns the file name; it is kept in a static list so nodes can
- * point at it for as long as the process runs (configs are few). */
+/* File names are kept in a static list so nodes can point at them for as
+ * long as the process runs (configs and packs are few). Rule reloads load
+ * YAML off the main thread, hence the lock. */
 static const char *intern_file_name(const char *name)
 {
     static struct fname {
         struct fname *next;
         char name[];
     } *names;
-    for (struct fname *f = names; f; f = f->next)
-        if (strcmp(f->name, name) == 0)
-            return f->name;
-    struct fname *f = malloc(sizeof(*f) + strlen(name) + 1);
-    if (!f)
-        lsf_die("out of memory");
-    strcpy(f->name, name);
-    f->next = names;
-    names = f;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    struct fname *f = names;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    if (!f) {
+        f = malloc(sizeof(*f) + strlen(name) + 1);
+        if (!f)
+            lsf_die("out of memory");
+        strcpy(f->name, name);
+        f->next = names;
+        names = f;
+    }
+    pthread_mutex_unlock(&lock);
     return f->name;
 }
 
