@@ -83,10 +83,11 @@ int lsf_spool_open(lsf_spool **out, const lsf_spool_opts *o, char *err, size_t e
 void lsf_spool_close(lsf_spool *s);
 
 /* Buffers one record for the active segment (written by lsf_spool_flush, or
- * sooner when the buffer grows past 1 MiB). `force` ignores the size cap.
- * Returns 0; -ENOSPC when the cap would be exceeded; -E2BIG for a record
- * above LSF_SPOOL_MAX_RECORD; -errno when writing failed (the record and
- * those buffered before it stay buffered; a later flush retries). */
+ * sooner when the buffer grows past 1 MiB; a failure of that early write
+ * keeps the records buffered and is reported by the next lsf_spool_flush).
+ * `force` ignores the size cap. Returns 0; -ENOSPC when the cap would be
+ * exceeded; -E2BIG for a record above LSF_SPOOL_MAX_RECORD; -EROFS on a
+ * read-only spool; -errno when a new segment file cannot be started. */
 int lsf_spool_append(lsf_spool *s, const lsf_spool_rec *r, bool force);
 /* Writes what is buffered (fdatasync with the `batch` policy). 0 or -errno. */
 int lsf_spool_flush(lsf_spool *s);
