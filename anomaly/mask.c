@@ -162,14 +162,18 @@ typedef struct emitter {
     uint32_t prev_end; /* where the last token ended: separators start here */
 } emitter;
 
-static void emit(emitter *e, uint32_t off, uint32_t len, bool var)
+/* Emits the token [off, off + len); a variable merging into the previous
+ * one extends it to raw_end (brackets around the value included). */
+static void emit(emitter *e, uint32_t off, uint32_t len, uint32_t raw_end, bool var)
 {
     lsf_masked *m = e->out;
     lsf_mtok *last = m->n ? &m->tok[m->n - 1] : NULL;
     if (last && ((var && last->h == 0) || m->n == LSF_MASK_MAX_TOKENS)) {
         /* merge into the previous variable (or, when out of slots, the last token) */
-        last->len = off + len - last->off;
+        last->len = raw_end - last->off;
         last->h = 0;
+        e->prev_end = raw_end;
+        return;
     } else {
         lsf_mtok *t = &m->tok[m->n++];
         t->off = off;
@@ -208,7 +212,17 @@ static void emit_word(emitter *e, span w, span prev)
         span piece = {start, len};
         bool var = after_eq || variable_piece(s, start, len) ||
                    (context_word(s, prev) && !context_word(s, piece) && identifier(s, start, len));
-        emit(e, start, len, var);
+        uint32_t vs = start, ve = i;
+        bool only_punct = true;
+        for (uint32_t k = start; k < i && only_punct; k++)
+            only_punct = cls[(unsigned char)s[k]] & C_PUNCT;
+        if (var && !only_punct) { /* brackets and trailing punctuation stay text: "(uid=<*>)" */
+            while (vs + 1 < ve && memchr("([{<", s[vs], 4))
+                vs++;
+            while (ve - 1 > vs && memchr(")]}>.,:;", s[ve - 1], 8))
+                ve--;
+        }
+        emit(e, vs, ve - vs, i, var);
         after_eq = false;
         prev = piece;
     }
@@ -247,7 +261,8 @@ void lsf_mask_line(const char *s, size_t n, lsf_masked *out)
                 k++;
             if (k < nraw && all_digits(s, raw[k], 4, 4))
                 k++;
-            emit(&e, raw[r].off, raw[k - 1].off + raw[k - 1].len - raw[r].off, true);
+            uint32_t end = raw[k - 1].off + raw[k - 1].len;
+            emit(&e, raw[r].off, end - raw[r].off, end, true);
             r = k;
             continue;
         }
