@@ -350,6 +350,10 @@ static int kafka_init(lsf_stage *st, lsf_errbuf *err)
     c->spool_dir = cf->spool_dir && *cf->spool_dir ? strdup(cf->spool_dir) : default_spool_dir(st);
     if (!c->spool_dir)
         lsf_die("out of memory");
+    if (!(cf->spool_dir && *cf->spool_dir) && !(st->node && lsf_node_get(st->node, "name")))
+        lsf_warn("%s: spooling to %s, named after the sink's position in the configuration; "
+                 "give the sink a name (or a spool_dir) so its spool stays put",
+                 st->name, c->spool_dir);
     lsf_spool_opts so = {.dir = c->spool_dir,
                          .max_bytes = (uint64_t)cf->spool_max,
                          .segment_bytes = (uint64_t)cf->spool_segment,
