@@ -9,20 +9,7 @@ need_kafka
 N=20000 RATE=5000
 note "runs: $N events at $RATE/s into raw (3 partitions); the consuming worker is killed at 2 s and restarted"
 broker_start --topic raw:3
-lsf_start edge <<EOF || finish
-log_level: debug
-inputs:
-  - type: syslog_tcp
-    listen: "127.0.0.1:0"
-    port_file: $T/edge.port
-sinks:
-  - type: kafka
-    name: edge
-    brokers: [$BOOT]
-    topic: raw
-    key_field: ""
-    spool_dir: $T/edge-spool
-EOF
+edge_start raw "" || finish
 cat >"$T/w.conf" <<EOF
 log_level: debug
 inputs:

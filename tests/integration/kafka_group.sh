@@ -25,19 +25,7 @@ for s in range(n):
 mkline grp1 $N1 "$T/lines1"
 mkline grp2 $N2 "$T/lines2"
 
-lsf_start edge <<EOF || finish
-log_level: debug
-inputs:
-  - type: syslog_tcp
-    listen: "127.0.0.1:0"
-    port_file: $T/edge.port
-sinks:
-  - type: kafka
-    name: edge
-    brokers: [$BOOT]
-    topic: raw
-    spool_dir: $T/edge-spool
-EOF
+edge_start raw || finish
 
 worker() { # NAME
     lsf_start "$1" <<EOF

@@ -6,6 +6,9 @@
 #                               sets BROKER_PID and BOOT (its bootstrap list)
 #   broker_down / broker_up     every broker goes away / comes back (SIGUSR1 / SIGUSR2)
 #   broker_ctl COMMAND...       runs control-file commands (see kafka_broker.c), waits for them
+#   edge_start TOPIC [KEY]      an "edge" logsift: syslog over TCP (port in $T/edge.port)
+#                               to the kafka sink `edge` publishing to TOPIC keyed by KEY
+#                               (default host.name; "" for none)
 #   topic_dump TOPIC FILE       every message of TOPIC (one per line) into FILE, via kcat
 #   topic_count TOPIC           number of messages in TOPIC (sum of partition end offsets)
 #   wait_topic TOPIC N [SECS]   until TOPIC holds at least N messages
@@ -58,6 +61,23 @@ broker_ctl() {
     rm -f "$T/broker.ctl.done"
     printf '%s\n' "$@" >"$T/broker.ctl.tmp" && mv "$T/broker.ctl.tmp" "$T/broker.ctl"
     wait_until 5 test -e "$T/broker.ctl.done"
+}
+
+edge_start() {
+    lsf_start edge <<EOF
+log_level: debug
+inputs:
+  - type: syslog_tcp
+    listen: "127.0.0.1:0"
+    port_file: $T/edge.port
+sinks:
+  - type: kafka
+    name: edge
+    brokers: [$BOOT]
+    topic: $1
+    key_field: "${2-host.name}"
+    spool_dir: $T/edge-spool
+EOF
 }
 
 topic_dump() {
