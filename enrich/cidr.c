@@ -20,7 +20,6 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/pipeline.h"
 #include "core/stage.h"
 #include "enrich/cidr_index.h"
 #include "enrich/csv.h"
@@ -45,12 +44,12 @@ typedef struct cidr_ver {
 } cidr_ver;
 
 typedef struct cidr_ctx {
+    lsf_live *live; /* first: see lsf_enrich_reopen */
     const char *name;
     const cidr_conf *conf;
     size_t nfields;
     lsf_enrich_field *field;
     char **target; /* per field */
-    lsf_live *live;
     lsf_counter *c_matched, *c_unmatched, *c_invalid;
 } cidr_ctx;
 
@@ -74,8 +73,6 @@ static const lsf_key cidr_keys[] = {
      offsetof(cidr_conf, check_interval_ms), NULL, 0, 86400000, false},
     LSF_KEYS_END,
 };
-
-static const char *const default_fields[] = {"source.ip", "destination.ip", "client.ip"};
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -379,18 +376,13 @@ static int cidr_init(lsf_stage *st, lsf_errbuf *err)
     cidr_conf *c = st->conf;
     x->name = st->name;
     x->conf = c;
-    const char *const *fields = c->fields.n ? (const char *const *)c->fields.v : default_fields;
-    x->nfields = c->fields.n ? c->fields.n : sizeof(default_fields) / sizeof(default_fields[0]);
-    x->field = calloc(x->nfields, sizeof(lsf_enrich_field));
+    if (lsf_enrich_ip_fields(st, &c->fields, &x->field, &x->nfields, err) < 0)
+        return -1;
     x->target = calloc(x->nfields, sizeof(char *));
-    if (!x->field || !x->target)
+    if (!x->target)
         lsf_die("out of memory");
     for (size_t i = 0; i < x->nfields; i++) {
-        if (!lsf_enrich_name_ok(fields[i]))
-            return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
-                                  "fields: '%s' is not a field name", fields[i]);
-        lsf_enrich_field_init(&x->field[i], fields[i]);
-        x->target[i] = lsf_table_target(c->target, fields[i]);
+        x->target[i] = lsf_table_target(c->target, x->field[i].name.ptr);
         if (*x->target[i] && !lsf_enrich_name_ok(x->target[i]))
             return lsf_node_error(err, lsf_enrich_at(st->node, "target"),
                                   "target: '%s' is not a field name", x->target[i]);
@@ -400,31 +392,17 @@ static int cidr_init(lsf_stage *st, lsf_errbuf *err)
     x->c_invalid = lsf_counter_new(st->name, "invalid");
     lsf_live_ops ops = {ver_load, ver_free, x};
     const char *paths[] = {c->path};
-    x->live = lsf_live_new(st->name, lsf_pipeline_nworkers(st->pipeline), paths, 1,
-                           c->check_interval_ms, &ops, err);
-    if (!x->live)
-        return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "path"), c->path);
-    return 0;
-}
-
-static void cidr_reopen(lsf_stage *st)
-{
-    cidr_ctx *x = st->ctx;
-    if (x->live)
-        lsf_live_poke(x->live);
+    x->live = lsf_enrich_live_open(st, paths, 1, c->check_interval_ms, &ops, "path", err);
+    return x->live ? 0 : -1;
 }
 
 static void cidr_destroy(lsf_stage *st)
 {
     cidr_ctx *x = st->ctx;
     lsf_live_free(x->live);
-    for (size_t i = 0; i < x->nfields; i++) {
-        if (x->field)
-            lsf_enrich_field_free(&x->field[i]);
-        if (x->target)
-            free(x->target[i]);
-    }
-    free(x->field);
+    for (size_t i = 0; x->target && i < x->nfields; i++)
+        free(x->target[i]);
+    lsf_enrich_fields_free(x->field, x->nfields);
     free(x->target);
 }
 
@@ -438,6 +416,6 @@ const lsf_stage_def lsf_stage_cidr = {
     .ctx_size = sizeof(cidr_ctx),
     .init = cidr_init,
     .process = cidr_process,
-    .reopen = cidr_reopen,
+    .reopen = lsf_enrich_reopen,
     .destroy = cidr_destroy,
 };

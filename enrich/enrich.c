@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/pipeline.h"
 
 char *lsf_enrich_prefix(const char *field)
 {
@@ -102,4 +103,47 @@ void lsf_enrich_field_free(lsf_enrich_field *f)
 {
     free((char *)f->name.ptr);
     f->name = LSF_STR_NULL;
+}
+
+int lsf_enrich_ip_fields(const lsf_stage *st, const lsf_strlist *list, lsf_enrich_field **out,
+                         size_t *n, lsf_errbuf *err)
+{
+    static const char *const defaults[] = {"source.ip", "destination.ip", "client.ip"};
+    const char *const *names = list->n ? (const char *const *)list->v : defaults;
+    *n = list->n ? list->n : sizeof(defaults) / sizeof(defaults[0]);
+    *out = calloc(*n, sizeof(lsf_enrich_field));
+    if (!*out)
+        lsf_die("out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        if (!lsf_enrich_name_ok(names[i]))
+            return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
+                                  "fields: '%s' is not a field name", names[i]);
+        lsf_enrich_field_init(&(*out)[i], names[i]);
+    }
+    return 0;
+}
+
+void lsf_enrich_fields_free(lsf_enrich_field *f, size_t n)
+{
+    for (size_t i = 0; f && i < n; i++)
+        lsf_enrich_field_free(&f[i]);
+    free(f);
+}
+
+lsf_live *lsf_enrich_live_open(const lsf_stage *st, const char *const *paths, size_t n,
+                               int64_t interval_ms, const lsf_live_ops *ops, const char *key,
+                               lsf_errbuf *err)
+{
+    lsf_live *l = lsf_live_new(st->name, lsf_pipeline_nworkers(st->pipeline), paths, n,
+                               interval_ms, ops, err);
+    if (!l)
+        lsf_enrich_load_error(err, lsf_enrich_at(st->node, key), n ? paths[0] : "");
+    return l;
+}
+
+void lsf_enrich_reopen(lsf_stage *st)
+{
+    lsf_live *l = *(lsf_live **)st->ctx;
+    if (l)
+        lsf_live_poke(l);
 }

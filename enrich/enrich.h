@@ -13,6 +13,8 @@
 
 #include "core/config.h"
 #include "core/event.h"
+#include "core/stage.h"
+#include "enrich/live.h"
 
 /* The field name minus its last dotted component ("source.ip" ->
  * "source", "ip" -> ""). Returns a malloc'd string. */
@@ -58,6 +60,24 @@ static inline bool lsf_enrich_get(const lsf_event *ev, const lsf_enrich_field *f
     }
     return lsf_event_get_str(ev, f->name, scratch, out);
 }
+
+/* The IP fields a stage reads: `list` from its config, or by default
+ * source.ip, destination.ip, client.ip. Sets *out (n entries, free with
+ * lsf_enrich_fields_free). Returns 0, or -1 with err at the stage's `fields`
+ * key when a name is not a field name. */
+int lsf_enrich_ip_fields(const lsf_stage *st, const lsf_strlist *list, lsf_enrich_field **out,
+                         size_t *n, lsf_errbuf *err);
+void lsf_enrich_fields_free(lsf_enrich_field *f, size_t n);
+
+/* Loads the first version of a stage's live data (lsf_live_new with the
+ * pipeline's workers); a load error is re-targeted at the stage's config key
+ * `key` (see lsf_enrich_load_error). Returns the live data or NULL. */
+lsf_live *lsf_enrich_live_open(const lsf_stage *st, const char *const *paths, size_t n,
+                               int64_t interval_ms, const lsf_live_ops *ops, const char *key,
+                               lsf_errbuf *err);
+/* The `reopen` (SIGHUP) of a stage whose context starts with its
+ * `lsf_live *`: asks for a reload. */
+void lsf_enrich_reopen(lsf_stage *st);
 
 /* Makes room for n more dynamic fields (in the batch arena, as
  * lsf_event_set grows the array) and returns the first free slot; the

@@ -86,6 +86,7 @@ typedef struct wstate {
 enum { F_HAVE = 1, F_TAKEN = 2 }; /* the field is there / an output name is taken */
 
 typedef struct geoip_ctx {
+    lsf_live *live; /* first: see lsf_enrich_reopen */
     const char *name;
     lsf_geo_map *map;
     size_t nfields;
@@ -97,7 +98,6 @@ typedef struct geoip_ctx {
     bool shared_prefix; /* two IP fields write under one prefix: no fast path */
     int nworkers;
     wstate **ws;
-    lsf_live *live;
     char **databases;
     lsf_counter *c_lookups, *c_hits, *c_found, *c_invalid, *c_special;
 } geoip_ctx;
@@ -136,8 +136,6 @@ static const lsf_key geoip_keys[] = {
      offsetof(geoip_conf, ip_scope), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
-
-static const char *const default_fields[] = {"source.ip", "destination.ip", "client.ip"};
 
 /* ---- live data: the set of databases ------------------------------------ */
 
@@ -466,20 +464,15 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
             return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "properties"), "");
     }
     x->nout = lsf_geo_map_nout(x->map);
-    const char *const *fields = c->fields.n ? (const char *const *)c->fields.v : default_fields;
-    x->nfields = c->fields.n ? c->fields.n : sizeof(default_fields) / sizeof(default_fields[0]);
-    x->field = calloc(x->nfields, sizeof(lsf_enrich_field));
+    if (lsf_enrich_ip_fields(st, &c->fields, &x->field, &x->nfields, err) < 0)
+        return -1;
     x->prefix = calloc(x->nfields, sizeof(lsf_str));
     x->scope_name = calloc(x->nfields, sizeof(lsf_str));
     x->out_name = calloc(x->nfields * (x->nout ? x->nout : 1), sizeof(lsf_str));
-    if (!x->field || !x->prefix || !x->scope_name || !x->out_name)
+    if (!x->prefix || !x->scope_name || !x->out_name)
         lsf_die("out of memory");
     for (size_t i = 0; i < x->nfields; i++) {
-        if (!lsf_enrich_name_ok(fields[i]))
-            return lsf_node_error(err, lsf_enrich_at(st->node, "fields"),
-                                  "fields: '%s' is not a field name", fields[i]);
-        char *prefix = lsf_enrich_prefix(fields[i]);
-        lsf_enrich_field_init(&x->field[i], fields[i]);
+        char *prefix = lsf_enrich_prefix(x->field[i].name.ptr);
         x->prefix[i] = lsf_enrich_str(lsf_enrich_join(prefix, ""));
         x->scope_name[i] = lsf_enrich_str(lsf_enrich_join(prefix, "ip_scope"));
         for (size_t o = 0; o < x->nout; o++)
@@ -496,10 +489,10 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
         x->databases[i] = c->databases.v[i];
     x->nworkers = lsf_pipeline_nworkers(st->pipeline);
     lsf_live_ops ops = {dbs_load, dbs_free, x};
-    x->live = lsf_live_new(st->name, x->nworkers, (const char *const *)x->databases,
-                           c->databases.n, c->check_interval_ms, &ops, err);
+    x->live = lsf_enrich_live_open(st, (const char *const *)x->databases, c->databases.n,
+                                   c->check_interval_ms, &ops, "databases", err);
     if (!x->live)
-        return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "databases"), "");
+        return -1;
     x->ws = calloc((size_t)x->nworkers, sizeof(wstate *));
     if (!x->ws)
         lsf_die("out of memory");
@@ -529,13 +522,6 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
     return 0;
 }
 
-static void geoip_reopen(lsf_stage *st)
-{
-    geoip_ctx *x = st->ctx;
-    if (x->live)
-        lsf_live_poke(x->live);
-}
-
 static void geoip_destroy(lsf_stage *st)
 {
     geoip_ctx *x = st->ctx;
@@ -553,14 +539,13 @@ static void geoip_destroy(lsf_stage *st)
         free(w);
     }
     free(x->ws);
-    for (size_t i = 0; x->field && i < x->nfields; i++) {
-        lsf_enrich_field_free(&x->field[i]);
+    for (size_t i = 0; x->prefix && i < x->nfields; i++) {
         free((char *)x->prefix[i].ptr);
         free((char *)x->scope_name[i].ptr);
         for (size_t o = 0; o < x->nout; o++)
             free((char *)x->out_name[i * x->nout + o].ptr);
     }
-    free(x->field);
+    lsf_enrich_fields_free(x->field, x->nfields);
     free(x->prefix);
     free(x->scope_name);
     free(x->out_name);
@@ -578,6 +563,6 @@ const lsf_stage_def lsf_stage_geoip = {
     .ctx_size = sizeof(geoip_ctx),
     .init = geoip_init,
     .process = geoip_process,
-    .reopen = geoip_reopen,
+    .reopen = lsf_enrich_reopen,
     .destroy = geoip_destroy,
 };

@@ -18,7 +18,6 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/pipeline.h"
 #include "core/stage.h"
 #include "enrich/csv.h"
 #include "enrich/enrich.h"
@@ -48,9 +47,9 @@ typedef struct lookup_ver {
 } lookup_ver;
 
 typedef struct lookup_ctx {
+    lsf_live *live; /* first: see lsf_enrich_reopen */
     const char *name;
     const lookup_conf *conf;
-    lsf_live *live;
     lsf_counter *c_matched, *c_unmatched;
 } lookup_ctx;
 
@@ -285,18 +284,8 @@ static int lookup_init(lsf_stage *st, lsf_errbuf *err)
     x->c_unmatched = lsf_counter_new(st->name, "unmatched");
     lsf_live_ops ops = {ver_load, ver_free, x};
     const char *paths[] = {c->path};
-    x->live = lsf_live_new(st->name, lsf_pipeline_nworkers(st->pipeline), paths, 1,
-                           c->check_interval_ms, &ops, err);
-    if (!x->live)
-        return lsf_enrich_load_error(err, lsf_enrich_at(st->node, "path"), c->path);
-    return 0;
-}
-
-static void lookup_reopen(lsf_stage *st)
-{
-    lookup_ctx *x = st->ctx;
-    if (x->live)
-        lsf_live_poke(x->live);
+    x->live = lsf_enrich_live_open(st, paths, 1, c->check_interval_ms, &ops, "path", err);
+    return x->live ? 0 : -1;
 }
 
 static void lookup_destroy(lsf_stage *st)
@@ -315,6 +304,6 @@ const lsf_stage_def lsf_stage_lookup = {
     .ctx_size = sizeof(lookup_ctx),
     .init = lookup_init,
     .process = lookup_process,
-    .reopen = lookup_reopen,
+    .reopen = lsf_enrich_reopen,
     .destroy = lookup_destroy,
 };
