@@ -41,8 +41,7 @@ check "consume: the worker was killed in the middle of the stream" \
     test "$before" -gt 0 -a "$before" -lt $N
 lsf_start w2 <"$T/w.conf" || finish
 wait "$SEND_PID" || not_ok "sendlines: $(tail -n 1 "$T/send.out")"
-out=
-complete() { ids "$T/out.json" c $N 1 --allow-dups >/dev/null; }
+complete() { ids "$T/out.json" c "$N" 1 --allow-dups >/dev/null; }
 wait_until 60 complete
 out=$(ids "$T/out.json" c $N 1 --allow-dups)
 rc=$?
