@@ -3,11 +3,13 @@
  * (source.ip -> source.geo.country_iso_code, source.as.number, ...).
  *
  * The one design choice to know: each worker keeps its own cache of recent
- * results (8-way set-associative, least recently used out, a set's tags in
- * two cache lines), keyed by the address and valid for one database
- * generation. A hit costs a hash, a
- * 16-byte compare and one copy of the result's strings into the batch
- * arena; only misses walk the database. The databases are memory-mapped
+ * results, keyed by the address and valid for one database generation:
+ * 8-way sets (LRU within a set) whose tags sit in two cache lines, so a hit
+ * costs a hash, a tag compare, a 16-byte key compare and one copy of the
+ * result's strings into the batch arena; only misses walk the database. A
+ * batch is handled in three passes (collect the addresses, probe the tags,
+ * write the fields) so the cache memory for all its addresses is fetched at
+ * once rather than one miss after another. The databases are memory-mapped
  * once and shared read-only; a reload (file changed on disk, or SIGHUP)
  * opens the new files beside the old ones and swaps them in without
  * stopping the workers (enrich/live.c).
@@ -87,7 +89,6 @@ enum { F_HAVE = 1, F_TAKEN = 2 }; /* the field is there / an output name is take
 
 typedef struct geoip_ctx {
     lsf_live *live; /* first: see lsf_enrich_reopen */
-    const char *name;
     lsf_geo_map *map;
     size_t nfields;
     lsf_enrich_field *field; /* the IP fields */
@@ -445,7 +446,6 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
 {
     geoip_ctx *x = st->ctx;
     geoip_conf *c = st->conf;
-    x->name = st->name;
     if (c->databases.n == 0)
         return lsf_node_error(err, lsf_enrich_at(st->node, "databases"),
                               "databases: name at least one .mmdb file");
