@@ -358,7 +358,7 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
                    cpu=cpu1 - cpu0, rss=rss)
         if scn.nrules and count:
             res["matched"] = matched_lines(system, out)
-        if count and not (system != "logsift" and scn.conf == "raw"):
+        if count and scn.conf != "raw":
             try:
                 check_json(out)
             except ValueError as e:
@@ -444,8 +444,6 @@ def table(rows, scenarios):
                 lines.append(f"| {title} | {system} | {st} | | | | | |")
                 continue
             note = ""
-            if system == "logsift" and scn.conf == "raw":
-                note = " (JSON envelope: no raw sink yet)"
             r = f"{ratio:.2f}x" if system == "logsift" and ratio else ""
             lost = f"{st['lost']:,}" + (f" (+{st['extra']:,} extra)" if st["extra"] else "")
             if st.get("matched") is not None:
@@ -475,8 +473,6 @@ def headline(rows, scenarios):
                     cells[system] += f" (lost {st['lost']:,})"
         if not cells:
             continue
-        if scn.conf == "raw" and "logsift" in cells and cells["logsift"] != "pending":
-            cells["logsift"] += "*"
         ratio = ratio_of(rows, scn)
         out.append(f"| {scn_title(rows, scn)} | {cells.get('logsift', '-')} | {cells.get('rsyslog', '-')} "
                    f"| {cells.get('syslog-ng', '-')} | {f'{ratio:.2f}x' if ratio else '-'} |")
@@ -616,7 +612,7 @@ def main():
     print()
     print(full)
     print()
-    print("Headline (for README.md; * = logsift writes a JSON envelope, it has no raw sink yet):")
+    print("Headline (for README.md):")
     print()
     print(head)
     if args.record:
