@@ -43,7 +43,7 @@ struct lsf_live {
     char **paths;
     size_t npaths;
     int64_t interval_ms;
-    uint64_t fingerprint; /* of the files behind the current version */
+    uint64_t fingerprint; /* of the files behind the current version (load_lock) */
 
     pthread_mutex_t load_lock;  /* one reload at a time */
     pthread_mutex_t state_lock; /* the fields below */
@@ -169,7 +169,10 @@ static void *watch_main(void *arg)
             reload_logged(l, "SIGHUP");
         } else if (l->interval_ms > 0) {
             uint64_t fp = fingerprint(l);
-            if (fp == l->fingerprint) {
+            pthread_mutex_lock(&l->load_lock); /* l->fingerprint is the loader's */
+            bool same = fp == l->fingerprint;
+            pthread_mutex_unlock(&l->load_lock);
+            if (same) {
                 have_pending = false;
             } else if (have_pending && fp == pending) {
                 have_pending = false;
