@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "detect/detect.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -71,6 +72,10 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  run [-c FILE]          run a pipeline (default: the built-in configuration)\n"
+            "  run [-c FILE] --replay LOGFILE\n"
+            "                         the pipeline over an old log file (event time), then exit\n"
+            "  tail [FILE | --brokers B --topic T] [--json] [--severity S] [--id ID]\n"
+            "                         follow alerts (default: alerts.jsonl)\n"
             "  check -c FILE          validate a configuration; prints file:line:column: error\n"
             "  parse [-f FORMAT] [-z TIMEZONE] [-r PACK_DIR]\n"
             "                         read lines on stdin, print the JSON event of each\n"
@@ -285,8 +290,12 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     int rc;
-    if (strcmp(cmd, "run") == 0)
+    if (strcmp(cmd, "run") == 0 && lsf_replay_requested(argc, argv))
+        rc = lsf_replay_cmd(argc - 1, argv + 1, default_config);
+    else if (strcmp(cmd, "run") == 0)
         rc = cmd_run(argc - 1, argv + 1);
+    else if (strcmp(cmd, "tail") == 0)
+        rc = lsf_tail_cmd(argc - 1, argv + 1);
     else if (strcmp(cmd, "check") == 0)
         rc = cmd_check(argc - 1, argv + 1);
     else if (strcmp(cmd, "parse") == 0)

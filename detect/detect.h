@@ -351,8 +351,10 @@ int lsf_det_snapshot_load(lsf_detector *d, const char *path, uint64_t *keys_out,
 int lsf_tail_cmd(int argc, char **argv);
 /* True when `logsift run` was given --replay. */
 bool lsf_replay_requested(int argc, char **argv);
-/* `logsift run [-c FILE] --replay FILE`; returns the exit code. */
-int lsf_replay_cmd(int argc, char **argv);
+/* `logsift run [-c FILE] --replay FILE [--format F]`: the config (or
+ * `default_config`, YAML text) with its inputs replaced by the file; returns
+ * the exit code. */
+int lsf_replay_cmd(int argc, char **argv, const char *default_config);
 /* Set by replay: detections neither restore nor save snapshots. */
 extern atomic_bool lsf_detect_replay_mode;
 
