@@ -327,7 +327,7 @@ void lsf_geo_dbs_close(lsf_geo_dbs *d)
  * the fallback. Returns the length, 0 for NaN/Inf. */
 static size_t fmt_coord(double v, bool single, char *buf, size_t cap)
 {
-    if (!isfinite(v))
+    if (!isfinite(v) || !buf || cap < 32)
         return 0;
     double scale = 1;
     for (int k = 0; k <= 7; k++, scale *= 10) {
