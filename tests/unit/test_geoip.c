@@ -236,6 +236,29 @@ static void test_properties(void **state)
     ts_close(&t);
 }
 
+/* GeoLite2 City (the free edition's schema) answers like GeoIP2 City, and the
+ * two files differ where their README says they do. */
+static void test_geolite2_city(void **state)
+{
+    (void)state;
+    tstage t, t2;
+    ts_open_ok(&t, 1, "  - type: geoip\n    databases: [" FX "GeoLite2-City-Test.mmdb]\n");
+    ts_open_ok(&t2, 1, "  - type: geoip\n    databases: [" FX "GeoIP2-City-Test.mmdb]\n");
+    lsf_batch *b = lsf_batch_new(4), *b2 = lsf_batch_new(4);
+    lsf_event *e0 = ev_with(b, "source.ip", "2.125.160.216", "destination.ip", "214.78.120.5", NULL);
+    lsf_event *e1 = ev_with(b2, "destination.ip", "214.78.120.5", NULL);
+    ts_run(&t, b, 0);
+    ts_run(&t2, b2, 0);
+    assert_field(e0, "source.geo.city_name", "Boxford");
+    assert_field(e0, "source.geo.country_iso_code", "GB");
+    assert_no_field(e0, "destination.geo.country_iso_code");
+    assert_field(e1, "destination.geo.city_name", "San Diego");
+    lsf_batch_free(b);
+    lsf_batch_free(b2);
+    ts_close(&t);
+    ts_close(&t2);
+}
+
 static void test_country_and_language(void **state)
 {
     (void)state;
@@ -713,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_city_asn),
         cmocka_unit_test(test_replace_and_shared_prefix),
         cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_geolite2_city),
         cmocka_unit_test(test_country_and_language),
         cmocka_unit_test(test_flat_schema),
         cmocka_unit_test(test_custom_mapping),
