@@ -292,6 +292,9 @@ static int tail_file(tail_opts *o)
     bool opened = open_file(&fw, o->file, !o->from_beginning);
     if (!opened)
         fprintf(stderr, "logsift tail: waiting for %s to appear\n", o->file);
+    else
+        fprintf(stderr, "logsift tail: following %s from its %s\n", o->file,
+                o->from_beginning ? "beginning" : "end");
     while (!stop_tail) {
         if (fw.f && !drain(o, &fw))
             break;
@@ -362,15 +365,29 @@ static int tail_kafka(tail_opts *o)
         rd_kafka_destroy(rk);
         return stop_tail ? 0 : 1;
     }
+    /* "the end" is each partition's end when tail starts (asked now, not
+     * left to the first fetch), so nothing produced after this line is missed */
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(4);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++)
-        rd_kafka_topic_partition_list_add(parts, o->topic, md->topics[0].partitions[p].id)->offset =
-            o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+    int nparts = md->topics[0].partition_cnt;
+    for (int p = 0; p < nparts && !rc; p++) {
+        int32_t id = md->topics[0].partitions[p].id;
+        int64_t lo = 0, hi = 0;
+        if (!o->from_beginning &&
+            (e = rd_kafka_query_watermark_offsets(rk, o->topic, id, &lo, &hi, 10000))) {
+            fprintf(stderr, "logsift tail: end of %s [%d]: %s\n", o->topic, id, rd_kafka_err2str(e));
+            rc = 1;
+        }
+        rd_kafka_topic_partition_list_add(parts, o->topic, id)->offset =
+            o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : hi;
+    }
     rd_kafka_metadata_destroy(md);
-    if ((e = rd_kafka_assign(rk, parts))) {
+    if (!rc && (e = rd_kafka_assign(rk, parts))) {
         fprintf(stderr, "logsift tail: cannot read %s: %s\n", o->topic, rd_kafka_err2str(e));
         rc = 1;
     }
+    if (!rc)
+        fprintf(stderr, "logsift tail: following %s on %s (%d partitions) from its %s\n",
+                o->topic, o->brokers, nparts, o->from_beginning ? "beginning" : "end");
     rd_kafka_topic_partition_list_destroy(parts);
     while (!rc && !stop_tail) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
