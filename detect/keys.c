@@ -98,7 +98,7 @@ void lsf_detrun_unref(lsf_detrun *r)
 
 size_t lsf_detrun_key_cost(const lsf_detrun *r, size_t keylen)
 {
-    void *p = malloc(sizeof(lsf_dentry) + r->state_bytes + keylen);
+    void *p = calloc(1, sizeof(lsf_dentry) + r->state_bytes + keylen);
     if (!p)
         lsf_die("out of memory");
     size_t n = usable(p) + sizeof(lsf_dentry *);
