@@ -55,6 +55,10 @@ elif what == "restart1":
     out = [ssh_fail(3600 + i, "203.0.113.200") for i in range(6)]
 elif what == "restart2":
     out = [ssh_fail(3606 + i, "203.0.113.200") for i in range(4)]
+elif what == "reload1":
+    out = [ssh_fail(4000 + i, "203.0.113.210") for i in range(6)]
+elif what == "reload2":
+    out = [ssh_fail(4006 + i, "203.0.113.210") for i in range(4)]
 elif what == "web":
     out = [web(i, "198.51.100.5", 404 if i % 2 else 503) for i in range(30)]
     out += [web(i, "198.51.100.6", 404) for i in range(29)]
@@ -202,6 +206,28 @@ lsf_start state3 < <(config state3 "" state ) || finish
 check "restart: a damaged snapshot is reported" grep -q 'snapshot ignored.*checksum' "$T/state3.err"
 lsf_stop state3
 check "restart: and logsift still runs and exits 0" test "$LSF_RC" = 0
+
+# ---- a reload keeps the state of unchanged detections ------------------------------
+mkdir -p "$T/packs2" "$T/reload"
+cp "$PACKS"/*.yaml "$T/packs2/"
+lsf_start reload < <(config reload | sed "s|$PACKS|$T/packs2|g") || finish
+send reload reload1
+wait_until 10 has_events 6 "$T/reload.events.jsonl"
+sed -i 's/threshold: {count: 3, window: 5m}/threshold: {count: 2, window: 5m}/' "$T/packs2/sudo.yaml"
+kill -HUP "${LSF_PID[reload]}"
+wait_until 10 grep -q 'det: 6 unchanged detections keep their state' "$T/reload.err"
+check "reload: the changed sudo detection starts anew, the 6 others keep their state" \
+    grep -q 'det: 6 unchanged detections keep their state' "$T/reload.err"
+send reload reload2
+wait_until 10 n_alerts "$T/reload.alerts.jsonl" 1
+expect_event "reload: 6 failures before and 4 after the reload add up in one alert" \
+    "$T/reload.alerts.jsonl" rule.id=ssh.bruteforce -- alert.key=source.ip=203.0.113.210 alert.count:=10
+sed -i 's/within: 10m/within: never/' "$T/packs2/hosts.yaml"
+kill -HUP "${LSF_PID[reload]}"
+wait_until 10 grep -q 'det: reload failed' "$T/reload.err"
+check "reload: a broken pack is refused with its position, the running detections stay" \
+    grep -q "det: reload failed, the running detections stay in force: .*hosts.yaml:[0-9]*:[0-9]*: 'within' must be a duration" "$T/reload.err"
+lsf_stop reload
 
 # ---- web errors, a silent host ---------------------------------------------------
 lsf_start web < <(config web ) || finish
