@@ -67,8 +67,9 @@ typedef struct lsf_anom_def {
     char *field;          /* numeric, new_value, rare_template */
     lsf_anom_where *where;
     size_t nwhere;
-    int64_t interval_ns;  /* rate */
-    int64_t lateness_ns;  /* rate: how long an interval stays open for late events */
+    int64_t interval_ns;  /* rate, numeric (0: numeric scores every value) */
+    int64_t lateness_ns;  /* rate, numeric: how long an interval stays open for late events */
+    int agg;              /* numeric: enum lsf_anom_agg of an interval's values */
     int64_t learning_ns;  /* new_value, rare_template */
     uint32_t max_values;  /* new_value, rare_template: values/templates kept per key */
     uint64_t max_keys;
@@ -94,6 +95,15 @@ typedef struct lsf_anom_result {
 
 /* ---- keys.c ------------------------------------------------------------- */
 
+/* One open interval: events and their values. */
+typedef struct lsf_anom_acc {
+    uint32_t n;
+    float min, max;
+    double sum;
+} lsf_anom_acc;
+
+enum lsf_anom_agg { LSF_ANOM_AGG_MEAN = 0, LSF_ANOM_AGG_MAX, LSF_ANOM_AGG_MIN, LSF_ANOM_AGG_SUM };
+
 typedef struct lsf_anom_entry lsf_anom_entry;
 struct lsf_anom_entry {
     uint64_t hash;
@@ -102,16 +112,17 @@ struct lsf_anom_entry {
     char *key;                      /* key text (by-values joined by 0x1f), cut at LSF_ANOM_MAX_KEY */
     uint32_t key_len;
     size_t bytes;                   /* what this entry accounts for */
+    uint64_t stamp;                 /* shard clock when last moved to the LRU front */
     int64_t last_ns;                /* event time of its last observation */
     union {
         struct {
-            lsf_model m;
+            /* the per-event fields first: they share the entry's first lines */
             int64_t newest;        /* newest open interval index */
             int64_t closed;        /* last interval fed to the model */
-            uint32_t count[LSF_ANOM_RATE_OPEN]; /* open intervals, by index % rate_open */
             bool started;
-        } rate;
-        lsf_model numeric;
+            lsf_anom_acc acc[LSF_ANOM_RATE_OPEN]; /* open intervals, by index % rate_open */
+            lsf_model m;           /* touched once per interval */
+        } series;                  /* rate, numeric */
         lsf_firstseen values;
         struct {
             lsf_firstseen seen;    /* templates of this source */
@@ -126,6 +137,7 @@ typedef struct lsf_anom_shard {
     uint32_t nbuckets, n;
     lsf_anom_entry lru;  /* sentinel of the LRU ring */
     size_t bytes;
+    uint64_t clock;      /* counts moves to the LRU front */
     lsf_cms cms;         /* rare_template: (source, template) counts */
     int64_t swept_ns;    /* rate: watermark of the last quiet sweep */
 } lsf_anom_shard;
@@ -138,6 +150,7 @@ typedef struct lsf_anom_det {
     uint64_t shard_keys;    /* max_keys / nshards (>= 1) */
     lsf_miner *miner;       /* rare_template */
     uint16_t field_id;
+    uint32_t key_group;     /* detectors with the same by-fields share a group */
     lsf_counter *c_scored, *c_alerts, *c_keys, *c_evicted, *c_skipped, *c_bad_value, *c_late,
         *c_quiet, *c_bytes;
 } lsf_anom_det;
@@ -164,22 +177,29 @@ size_t lsf_anom_entry_bytes(const lsf_anom_det *d, const lsf_anom_entry *e);
 void lsf_anom_entry_save(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_wbuf *w);
 int lsf_anom_entry_load(const lsf_anom_det *d, lsf_anom_entry *e, lsf_rbuf *r);
 
-/* rate: counts one event at time_ns; closing intervals feeds their counts to
- * the model. Returns true when an interval closed (res holds the strongest). */
-bool lsf_anom_rate_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns,
-                         lsf_anom_result *res);
-/* rate: scores one complete interval's count directly (logsift score). */
-void lsf_anom_rate_count(lsf_anom_det *d, lsf_anom_entry *e, double count, int64_t time_ns,
-                         lsf_anom_result *res);
-/* rate: closes the intervals of a silent key up to watermark wm_ns
- * (zeros). Returns true when one scored (res holds the strongest). */
-bool lsf_anom_rate_quiet(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_anom_result *res);
-void lsf_anom_numeric(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t time_ns,
-                      lsf_anom_result *res);
+/* rate, numeric with an interval: adds one event (and, numeric, its value
+ * x) at time_ns to its interval; intervals that fall out of the open range
+ * are fed to the model (rate: the count, zeros for empty ones; numeric: the
+ * aggregate, empty ones skipped). Returns true when one closed (res holds
+ * the strongest). */
+bool lsf_anom_series_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns, double x,
+                           lsf_anom_result *res);
+/* rate, numeric: closes the intervals of a key that has been silent while
+ * the watermark moved to wm_ns. Returns true when one scored (res holds the
+ * strongest; LSF_REASON_QUIET for a rate that dropped to zero). */
+bool lsf_anom_series_sweep(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_anom_result *res);
+/* rate, numeric: one observation straight to the model (numeric with
+ * interval 0, and logsift score, where a row is an observation). */
+void lsf_anom_series_value(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t time_ns,
+                           lsf_anom_result *res);
 void lsf_anom_new_value(lsf_anom_det *d, lsf_anom_entry *e, uint64_t vhash, lsf_str value,
                         int64_t time_ns, lsf_anom_result *res);
 void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e,
                             const lsf_template_match *tm, int64_t time_ns, lsf_anom_result *res);
+
+/* Fills res->expected_str (the usual values or templates) for a result that
+ * will be shown; kept out of the per-event path. */
+void lsf_anom_explain(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_anom_result *res);
 
 /* ---- the detector set (score.c) ------------------------------------------ */
 

@@ -241,10 +241,8 @@ int lsf_anomaly_cmd_score(int argc, char **argv)
             if (!bad_value++)
                 fprintf(stderr, "logsift score: %s:%" PRIu64 ": '%s' is not a number (scored 0)\n",
                         path, row, vs);
-        } else if (d->def.type == LSF_ANOM_RATE)
-            lsf_anom_rate_count(d, e, x, t, &res);
-        else
-            lsf_anom_numeric(d, e, x, t, &res);
+        } else /* a row is one observation: a count (rate) or a value (numeric) */
+            lsf_anom_series_value(d, e, x, t, &res);
         lsf_anom_entry_touched(d, &d->shard[0], e);
         printf("%s,%s,%.8f\n", ts, vs, res.score);
     }

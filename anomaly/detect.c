@@ -4,7 +4,9 @@
  *                 (model.c) when an interval closes; silent keys are closed
  *                 by the stage's sweep, so a source that goes quiet scores
  *                 as a run of zeros
- *   numeric       a numeric field per key, every value scored by the model
+ *   numeric       a numeric field per key: its mean (max, min, sum) per
+ *                 interval scored by the model, or with interval 0 every
+ *                 value
  *   new_value     a value never seen for the key after its learning period,
  *                 scored by the Good-Turing probability of a new value
  *   rare_template the message's template (template.c) per source: a template
@@ -29,7 +31,7 @@
 #include "anomaly/hash.h"
 
 #define RATE_GAP_MAX 10000       /* empty intervals fed at most after a silence */
-#define TOPK_PER_SOURCE 4
+#define TOPK_PER_SOURCE 8
 #define CMS_AGE_TOTAL (1ULL << 28) /* halve the sketch past this many adds */
 
 const char *lsf_anom_reason_name(int reason)
@@ -49,11 +51,9 @@ void lsf_anom_entry_init(const lsf_anom_det *d, lsf_anom_entry *e)
 {
     switch (d->def.type) {
     case LSF_ANOM_RATE:
-        lsf_model_init(&e->u.rate.m, &d->def.model);
-        e->u.rate.started = false;
-        break;
     case LSF_ANOM_NUMERIC:
-        lsf_model_init(&e->u.numeric, &d->def.model);
+        lsf_model_init(&e->u.series.m, &d->def.model);
+        e->u.series.started = false;
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_init(&e->u.values, d->def.max_values);
@@ -70,10 +70,8 @@ void lsf_anom_entry_free(const lsf_anom_det *d, lsf_anom_entry *e)
 {
     switch (d->def.type) {
     case LSF_ANOM_RATE:
-        lsf_model_free(&e->u.rate.m);
-        break;
     case LSF_ANOM_NUMERIC:
-        lsf_model_free(&e->u.numeric);
+        lsf_model_free(&e->u.series.m);
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_free(&e->u.values);
@@ -89,9 +87,8 @@ size_t lsf_anom_entry_bytes(const lsf_anom_det *d, const lsf_anom_entry *e)
 {
     switch (d->def.type) {
     case LSF_ANOM_RATE:
-        return lsf_model_bytes(&e->u.rate.m) - sizeof(lsf_model);
     case LSF_ANOM_NUMERIC:
-        return lsf_model_bytes(&e->u.numeric) - sizeof(lsf_model);
+        return lsf_model_bytes(&e->u.series.m) - sizeof(lsf_model);
     case LSF_ANOM_NEW_VALUE:
         return lsf_firstseen_bytes(&e->u.values);
     case LSF_ANOM_RARE_TEMPLATE:
@@ -105,14 +102,12 @@ void lsf_anom_entry_save(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_wbu
     lsf_wbuf_u64(w, (uint64_t)e->last_ns);
     switch (d->def.type) {
     case LSF_ANOM_RATE:
-        lsf_wbuf_u8(w, e->u.rate.started);
-        lsf_wbuf_u64(w, (uint64_t)e->u.rate.newest);
-        lsf_wbuf_u64(w, (uint64_t)e->u.rate.closed);
-        lsf_wbuf_put(w, e->u.rate.count, sizeof(e->u.rate.count));
-        lsf_model_save(&e->u.rate.m, w);
-        break;
     case LSF_ANOM_NUMERIC:
-        lsf_model_save(&e->u.numeric, w);
+        lsf_wbuf_u8(w, e->u.series.started);
+        lsf_wbuf_u64(w, (uint64_t)e->u.series.newest);
+        lsf_wbuf_u64(w, (uint64_t)e->u.series.closed);
+        lsf_wbuf_put(w, e->u.series.acc, sizeof(e->u.series.acc));
+        lsf_model_save(&e->u.series.m, w);
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_save(&e->u.values, w);
@@ -130,20 +125,21 @@ int lsf_anom_entry_load(const lsf_anom_det *d, lsf_anom_entry *e, lsf_rbuf *r)
     int rc = 0;
     e->last_ns = (int64_t)lsf_rbuf_u64(r);
     switch (d->def.type) {
-    case LSF_ANOM_RATE: {
+    case LSF_ANOM_RATE:
+    case LSF_ANOM_NUMERIC: {
         uint8_t started = lsf_rbuf_u8(r);
-        e->u.rate.started = started == 1;
-        e->u.rate.newest = (int64_t)lsf_rbuf_u64(r);
-        e->u.rate.closed = (int64_t)lsf_rbuf_u64(r);
-        lsf_rbuf_get(r, e->u.rate.count, sizeof(e->u.rate.count));
-        if (started > 1 || e->u.rate.closed > e->u.rate.newest)
+        e->u.series.started = started == 1;
+        e->u.series.newest = (int64_t)lsf_rbuf_u64(r);
+        e->u.series.closed = (int64_t)lsf_rbuf_u64(r);
+        lsf_rbuf_get(r, e->u.series.acc, sizeof(e->u.series.acc));
+        if (started > 1 || e->u.series.closed > e->u.series.newest)
             r->bad = true;
-        rc = lsf_model_load(&e->u.rate.m, &d->def.model, r);
+        for (int i = 0; i < LSF_ANOM_RATE_OPEN; i++)
+            if (!isfinite(e->u.series.acc[i].sum))
+                r->bad = true;
+        rc = lsf_model_load(&e->u.series.m, &d->def.model, r);
         break;
     }
-    case LSF_ANOM_NUMERIC:
-        rc = lsf_model_load(&e->u.numeric, &d->def.model, r);
-        break;
     case LSF_ANOM_NEW_VALUE:
         rc = lsf_firstseen_load(&e->u.values, r);
         break;
@@ -157,6 +153,21 @@ int lsf_anom_entry_load(const lsf_anom_det *d, lsf_anom_entry *e, lsf_rbuf *r)
 }
 
 /* ---- model-based kinds --------------------------------------------------- */
+
+/* An empty result (cheaper than clearing the whole struct on every event). */
+static inline void res_clear(lsf_anom_result *res)
+{
+    res->score = 0;
+    res->p = 1;
+    res->reason = LSF_REASON_NONE;
+    res->numeric = false;
+    res->expected = res->observed = res->deviation = 0;
+    res->observed_str = LSF_STR_NULL;
+    res->expected_str[0] = 0;
+    res->template_id = 0;
+    res->template_slot = 0;
+    res->at_ns = 0;
+}
 
 static void from_model(const lsf_model_result *mr, double x, lsf_anom_result *res)
 {
@@ -172,16 +183,15 @@ static void from_model(const lsf_model_result *mr, double x, lsf_anom_result *re
                                                       : LSF_REASON_NONE;
 }
 
-void lsf_anom_numeric(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t time_ns,
-                      lsf_anom_result *res)
+void lsf_anom_series_value(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t time_ns,
+                           lsf_anom_result *res)
 {
     lsf_model_result mr;
-    memset(res, 0, sizeof(*res));
+    res_clear(res);
     res->at_ns = time_ns;
     e->last_ns = time_ns;
-    if (lsf_model_update(&e->u.numeric, &d->def.model, x, time_ns, &mr) < 0)
-        return;
-    from_model(&mr, x, res);
+    if (lsf_model_update(&e->u.series.m, &d->def.model, x, time_ns, &mr) == 0)
+        from_model(&mr, x, res);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -190,101 +200,124 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Feeds one closed interval; keeps the strongest result in res. */
-static bool feed(lsf_anom_det *d, lsf_anom_entry *e, int64_t idx, double count,
-                 lsf_anom_result *res)
+/* The observation an interval makes: its count (rate) or the aggregate of
+ * its values (numeric; false when it has none). */
+static bool observation(const lsf_anom_det *d, const lsf_anom_acc *a, double *x)
 {
-    lsf_model_result mr;
-    int64_t end_ns = (idx + 1) * d->def.interval_ns;
-    if (lsf_model_update(&e->u.rate.m, &d->def.model, count, idx * d->def.interval_ns, &mr) < 0)
+    if (d->def.type == LSF_ANOM_RATE) {
+        *x = a->n;
+        return true;
+    }
+    if (!a->n)
         return false;
-    if (mr.score > res->score || res->reason == LSF_REASON_NONE) {
-        from_model(&mr, count, res);
-        res->at_ns = end_ns;
+    switch (d->def.agg) {
+    case LSF_ANOM_AGG_MAX:
+        *x = a->max;
+        break;
+    case LSF_ANOM_AGG_MIN:
+        *x = a->min;
+        break;
+    case LSF_ANOM_AGG_SUM:
+        *x = a->sum;
+        break;
+    default:
+        *x = a->sum / a->n;
+        break;
     }
     return true;
 }
 
-/* Closes the open intervals up to `limit` (counts, then zeros for gaps). */
+/* Feeds one closed interval; keeps the strongest result in res. */
+static bool feed(lsf_anom_det *d, lsf_anom_entry *e, int64_t idx, const lsf_anom_acc *a,
+                 lsf_anom_result *res)
+{
+    lsf_model_result mr;
+    double x;
+    if (!observation(d, a, &x) ||
+        lsf_model_update(&e->u.series.m, &d->def.model, x, idx * d->def.interval_ns, &mr) < 0)
+        return false;
+    if (mr.score > res->score || res->reason == LSF_REASON_NONE) {
+        from_model(&mr, x, res);
+        res->at_ns = (idx + 1) * d->def.interval_ns;
+    }
+    return true;
+}
+
+/* Closes the open intervals up to `limit` (then empty ones for gaps). */
 static bool close_upto(lsf_anom_det *d, lsf_anom_entry *e, int64_t limit, lsf_anom_result *res)
 {
     uint32_t R = d->def.rate_open;
     bool any = false;
-    int64_t i = e->u.rate.closed + 1;
-    for (; i <= limit && i <= e->u.rate.newest; i++) {
-        uint32_t *slot = &e->u.rate.count[(uint64_t)i % R];
-        any |= feed(d, e, i, *slot, res);
-        *slot = 0;
+    int64_t i = e->u.series.closed + 1;
+    for (; i <= limit && i <= e->u.series.newest; i++) {
+        lsf_anom_acc *a = &e->u.series.acc[(uint64_t)i % R];
+        any |= feed(d, e, i, a, res);
+        memset(a, 0, sizeof(*a));
     }
-    if (i <= limit) {
+    if (i <= limit && d->def.type == LSF_ANOM_RATE) {
+        static const lsf_anom_acc empty = {0, 0, 0, 0};
         if (limit - i >= RATE_GAP_MAX)
             i = limit - RATE_GAP_MAX + 1; /* a long silence: its last intervals suffice */
         for (; i <= limit; i++)
-            any |= feed(d, e, i, 0, res);
+            any |= feed(d, e, i, &empty, res);
     }
-    if (limit > e->u.rate.closed)
-        e->u.rate.closed = limit;
-    if (e->u.rate.newest < e->u.rate.closed)
-        e->u.rate.newest = e->u.rate.closed;
+    if (limit > e->u.series.closed)
+        e->u.series.closed = limit;
+    if (e->u.series.newest < e->u.series.closed)
+        e->u.series.newest = e->u.series.closed;
     return any;
 }
 
-bool lsf_anom_rate_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns,
-                         lsf_anom_result *res)
+bool lsf_anom_series_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns, double x,
+                           lsf_anom_result *res)
 {
-    memset(res, 0, sizeof(*res));
+    res_clear(res);
     uint32_t R = d->def.rate_open;
     int64_t b = floor_div(time_ns, d->def.interval_ns);
-    if (!e->u.rate.started) {
-        e->u.rate.started = true;
-        e->u.rate.newest = b;
-        e->u.rate.closed = b - 1;
-        memset(e->u.rate.count, 0, sizeof(e->u.rate.count));
+    if (!e->u.series.started) {
+        e->u.series.started = true;
+        e->u.series.newest = b;
+        e->u.series.closed = b - 1;
+        memset(e->u.series.acc, 0, sizeof(e->u.series.acc));
     }
-    if (b <= e->u.rate.closed) {
+    if (b <= e->u.series.closed) {
         lsf_counter_add(d->c_late, 1);
         return false;
     }
     if (time_ns > e->last_ns)
         e->last_ns = time_ns;
     bool scored = false;
-    if (b > e->u.rate.newest) {
+    if (b > e->u.series.newest) {
         /* close what falls out of the open range, then open up to b */
         scored = close_upto(d, e, b - R, res);
-        for (int64_t i = e->u.rate.newest + 1; i <= b; i++) {
-            if (i <= b - (int64_t)R)
-                continue;
-            e->u.rate.count[(uint64_t)i % R] = 0;
-        }
-        e->u.rate.newest = b;
+        for (int64_t i = e->u.series.newest + 1; i <= b; i++)
+            if (i > b - (int64_t)R)
+                memset(&e->u.series.acc[(uint64_t)i % R], 0, sizeof(lsf_anom_acc));
+        e->u.series.newest = b;
     }
-    uint32_t *slot = &e->u.rate.count[(uint64_t)b % R];
-    if (*slot < UINT32_MAX)
-        (*slot)++;
+    lsf_anom_acc *a = &e->u.series.acc[(uint64_t)b % R];
+    if (a->n < UINT32_MAX) {
+        float v = (float)x;
+        if (!a->n || v < a->min)
+            a->min = v;
+        if (!a->n || v > a->max)
+            a->max = v;
+        a->n++;
+        a->sum += x;
+    }
     return scored;
 }
 
-void lsf_anom_rate_count(lsf_anom_det *d, lsf_anom_entry *e, double count, int64_t time_ns,
-                         lsf_anom_result *res)
+bool lsf_anom_series_sweep(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_anom_result *res)
 {
-    lsf_model_result mr;
-    memset(res, 0, sizeof(*res));
-    res->at_ns = time_ns;
-    e->last_ns = time_ns;
-    if (lsf_model_update(&e->u.rate.m, &d->def.model, count, time_ns, &mr) == 0)
-        from_model(&mr, count, res);
-}
-
-bool lsf_anom_rate_quiet(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_anom_result *res)
-{
-    memset(res, 0, sizeof(*res));
-    if (!e->u.rate.started)
+    res_clear(res);
+    if (!e->u.series.started)
         return false;
     int64_t limit = floor_div(wm_ns, d->def.interval_ns) - d->def.rate_open;
-    if (limit <= e->u.rate.closed || e->u.rate.newest > limit)
+    if (limit <= e->u.series.closed || e->u.series.newest > limit)
         return false; /* the key is still active: its own events close intervals */
     bool scored = close_upto(d, e, limit, res);
-    if (scored && res->observed == 0 && res->expected > 0)
+    if (scored && d->def.type == LSF_ANOM_RATE && res->observed == 0 && res->expected > 0)
         res->reason = LSF_REASON_QUIET;
     return scored;
 }
@@ -294,11 +327,10 @@ bool lsf_anom_rate_quiet(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, lsf_
 void lsf_anom_new_value(lsf_anom_det *d, lsf_anom_entry *e, uint64_t vhash, lsf_str value,
                         int64_t time_ns, lsf_anom_result *res)
 {
-    memset(res, 0, sizeof(*res));
+    res_clear(res);
     res->at_ns = time_ns;
     e->last_ns = time_ns;
     double p_new;
-    uint32_t known = e->u.values.n;
     enum lsf_seen s = lsf_firstseen_add(&e->u.values, vhash, time_ns, d->def.learning_ns, &p_new);
     if (s != LSF_SEEN_NEW)
         return;
@@ -306,8 +338,6 @@ void lsf_anom_new_value(lsf_anom_det *d, lsf_anom_entry *e, uint64_t vhash, lsf_
     res->score = lsf_score_of_p(p_new);
     res->reason = LSF_REASON_NEW_VALUE;
     res->observed_str = value;
-    snprintf(res->expected_str, sizeof(res->expected_str), "one of %u known values after %" PRIu64
-             " observations", known, e->u.values.obs - 1);
 }
 
 /* Halves every counter of the shard's sketch and every source's total, so
@@ -325,19 +355,37 @@ static void age(lsf_anom_shard *s)
 void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e,
                             const lsf_template_match *tm, int64_t time_ns, lsf_anom_result *res)
 {
-    memset(res, 0, sizeof(*res));
+    res_clear(res);
     res->at_ns = time_ns;
     res->template_id = tm->id;
     res->template_slot = tm->slot;
     e->last_ns = time_ns;
     uint64_t pair = lsf_mix64(e->hash ^ tm->id);
     uint64_t n = e->u.tpl.n;
-    uint32_t c = lsf_cms_estimate(&s->cms, pair);
-    double p_new;
-    enum lsf_seen seen =
-        lsf_firstseen_add(&e->u.tpl.seen, tm->id, time_ns, d->def.learning_ns, &p_new);
-    lsf_cms_add(&s->cms, pair, 1);
-    lsf_topk_add(&e->u.tpl.top, tm->id, 1);
+    double p_new = 1;
+    enum lsf_seen seen;
+    uint64_t c; /* occurrences before this one (an overestimate) */
+    const lsf_topk_entry *top = lsf_topk_find(&e->u.tpl.top, tm->id);
+    if (top && top->count - top->err >= 2) {
+        /* one of the source's most frequent templates: known, counted by the
+         * top-k, so neither the set nor the sketch is touched (most events) */
+        c = top->count;
+        e->u.tpl.seen.obs++;
+        seen = LSF_SEEN_KNOWN;
+    } else {
+        seen = lsf_firstseen_add(&e->u.tpl.seen, tm->id, time_ns, d->def.learning_ns, &p_new);
+        c = lsf_cms_estimate(&s->cms, pair);
+        if (top && top->count > c)
+            c = top->count;
+        lsf_cms_add(&s->cms, pair, 1);
+    }
+    lsf_topk_entry out;
+    if (lsf_topk_add(&e->u.tpl.top, tm->id, 1, &out) && out.count > out.err) {
+        /* a template leaving the top-k takes its count into the sketch (some
+         * of it may be there already: the sketch only ever overestimates) */
+        uint64_t k = out.count - out.err;
+        lsf_cms_add(&s->cms, lsf_mix64(e->hash ^ out.id), k > UINT32_MAX ? UINT32_MAX : (uint32_t)k);
+    }
     e->u.tpl.n++;
     if (s->cms.total >= CMS_AGE_TOTAL)
         age(s);
@@ -359,11 +407,22 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
     res->observed = c;
     res->deviation = NAN; /* no spread to measure against */
     res->expected = n ? (double)n / (e->u.tpl.seen.n ? e->u.tpl.seen.n : 1) : 0;
-    lsf_topk_entry top[TOPK_PER_SOURCE];
-    uint32_t k = lsf_topk_list(&e->u.tpl.top, top, TOPK_PER_SOURCE);
-    size_t o = (size_t)snprintf(res->expected_str, sizeof(res->expected_str), "usual templates:");
-    for (uint32_t i = 0; i < k && o < sizeof(res->expected_str); i++)
-        o += (size_t)snprintf(res->expected_str + o, sizeof(res->expected_str) - o,
-                              "%s %016" PRIx64 " (%.0f%%)", i ? "," : "", top[i].id,
-                              100.0 * (double)top[i].count / (double)(n + 1));
+}
+
+void lsf_anom_explain(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_anom_result *res)
+{
+    if (d->def.type == LSF_ANOM_NEW_VALUE && res->reason == LSF_REASON_NEW_VALUE) {
+        snprintf(res->expected_str, sizeof(res->expected_str),
+                 "one of %u known values after %" PRIu64 " observations", e->u.values.n - 1,
+                 e->u.values.obs - 1);
+    } else if (d->def.type == LSF_ANOM_RARE_TEMPLATE && res->reason != LSF_REASON_NONE) {
+        lsf_topk_entry tops[TOPK_PER_SOURCE];
+        uint32_t k = lsf_topk_list(&e->u.tpl.top, tops, TOPK_PER_SOURCE);
+        size_t o = (size_t)snprintf(res->expected_str, sizeof(res->expected_str),
+                                    "usual templates:");
+        for (uint32_t i = 0; i < k && o < sizeof(res->expected_str); i++)
+            o += (size_t)snprintf(res->expected_str + o, sizeof(res->expected_str) - o,
+                                  "%s %016" PRIx64 " (%.0f%%)", i ? "," : "", tops[i].id,
+                                  100.0 * (double)tops[i].count / (double)e->u.tpl.n);
+    }
 }

@@ -137,14 +137,18 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
         key_len = LSF_ANOM_MAX_KEY;
     for (lsf_anom_entry *e = s->buckets[hash & (s->nbuckets - 1)]; e; e = e->hnext)
         if (e->hash == hash) {
-            /* move to the LRU front */
+            *created = false;
+            /* move to the LRU front, unless it is already in the most recent
+             * eighth: busy keys then cost no writes to their neighbours */
+            if (s->clock - e->stamp < s->n / 8 + 1)
+                return e;
+            e->stamp = ++s->clock;
             e->prev->next = e->next;
             e->next->prev = e->prev;
             e->next = s->lru.next;
             e->prev = &s->lru;
             s->lru.next->prev = e;
             s->lru.next = e;
-            *created = false;
             return e;
         }
     lsf_anom_entry *e = xcalloc(1, sizeof(*e));
@@ -156,7 +160,8 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
     e->key[key_len] = 0;
     e->key_len = key_len;
     lsf_anom_entry_init(d, e);
-    if (s->n + 1 > 2 * s->nbuckets)
+    e->stamp = ++s->clock;
+    if (s->n + 1 > s->nbuckets)
         grow(s);
     e->hnext = s->buckets[hash & (s->nbuckets - 1)];
     s->buckets[hash & (s->nbuckets - 1)] = e;

@@ -15,8 +15,10 @@
  * Here the caller embeds a window as a few piecewise aggregate means (PAA;
  * Keogh et al., "Dimensionality reduction for fast similarity search in large
  * time series databases", KAIS 2001) and this file keeps a ring of past
- * vectors and answers nearest-neighbour queries by brute force with early
- * abandoning (stop summing a candidate once it exceeds the best so far). The
+ * vectors and answers nearest-neighbour queries by brute force, eight vectors
+ * at a time with vector arithmetic (stored dimension-major in blocks of 8),
+ * abandoning a block half-way when all eight are already farther than the
+ * best so far. The
  * caller inserts a window only once it no longer overlaps the query window,
  * so a shape is never its own neighbour ("trivial matches" in the matrix
  * profile literature). The ring forgets the oldest vectors; the memory is
@@ -33,6 +35,15 @@
 #include "anomaly/stats.h"
 #include "core/log.h"
 
+/* Vectors are stored in blocks of LANES, dimension-major inside a block
+ * (block b, dimension d, lane l at mem[(b * dims + d) * LANES + l]), so one
+ * pass over a block computes LANES distances with vector arithmetic; unused
+ * lanes hold a far-away value so they never win. */
+#define LANES 8
+#define FAR 1e18f
+
+typedef float vlanes __attribute__((vector_size(LANES * sizeof(float))));
+
 void lsf_novelty_init(lsf_novelty *nv, uint8_t dims, uint32_t cap)
 {
     memset(nv, 0, sizeof(*nv));
@@ -47,31 +58,53 @@ void lsf_novelty_free(lsf_novelty *nv)
     nv->alloc = nv->n = nv->head = 0;
 }
 
+static float *slot_ptr(const lsf_novelty *nv, uint32_t i, unsigned d)
+{
+    return nv->mem + ((size_t)(i / LANES) * nv->dims + d) * LANES + i % LANES;
+}
+
 double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
 {
-    const unsigned d = nv->dims;
+    const unsigned dims = nv->dims;
     float best = INFINITY;
-    const float *v = nv->mem;
-    for (uint32_t i = 0; i < nv->n; i++, v += d) {
-        float s = 0;
-        unsigned k = 0;
-        /* two dimensions at a time, abandoning once past the best */
-        for (; k + 1 < d; k += 2) {
-            float e0 = f[k] - v[k], e1 = f[k + 1] - v[k + 1];
-            s += e0 * e0 + e1 * e1;
-            if (s >= best)
-                break;
+    uint32_t blocks = (nv->n + LANES - 1) / LANES;
+    vlanes q[LSF_NOVELTY_MAX_DIMS];
+    for (unsigned d = 0; d < dims; d++)
+        for (unsigned l = 0; l < LANES; l++)
+            q[d][l] = f[d];
+    const unsigned half = dims / 2;
+    for (uint32_t b = 0; b < blocks; b++) {
+        const float *base = nv->mem + (size_t)b * dims * LANES;
+        vlanes acc = {0};
+        unsigned d = 0;
+        for (; d < half; d++) {
+            vlanes v;
+            memcpy(&v, base + d * LANES, sizeof(v));
+            vlanes e = q[d] - v;
+            acc += e * e;
         }
-        if (k + 1 < d)
+        /* abandon the block when every lane is already past the best */
+        float lo = acc[0];
+        for (unsigned l = 1; l < LANES; l++)
+            lo = acc[l] < lo ? acc[l] : lo;
+        if (lo >= best)
             continue;
-        if (k < d) {
-            float e = f[k] - v[k];
-            s += e * e;
+        for (; d < dims; d++) {
+            vlanes v;
+            memcpy(&v, base + d * LANES, sizeof(v));
+            vlanes e = q[d] - v;
+            acc += e * e;
         }
-        if (s < best)
-            best = s;
+        for (unsigned l = 0; l < LANES; l++)
+            best = acc[l] < best ? acc[l] : best;
     }
     return isinf(best) ? INFINITY : sqrt((double)best);
+}
+
+static void put(lsf_novelty *nv, uint32_t i, const float *f)
+{
+    for (unsigned d = 0; d < nv->dims; d++)
+        *slot_ptr(nv, i, d) = f[d];
 }
 
 void lsf_novelty_add(lsf_novelty *nv, const float *f)
@@ -81,17 +114,20 @@ void lsf_novelty_add(lsf_novelty *nv, const float *f)
             uint32_t na = nv->alloc ? nv->alloc * 2 : 16;
             if (na > nv->cap)
                 na = nv->cap;
-            float *m = realloc(nv->mem, (size_t)na * nv->dims * sizeof(float));
+            na = (na + LANES - 1) / LANES * LANES;
+            size_t floats = (size_t)na * nv->dims;
+            float *m = realloc(nv->mem, floats * sizeof(float));
             if (!m)
                 lsf_die("out of memory (novelty memory of %u vectors)", na);
+            for (size_t k = (size_t)nv->alloc * nv->dims; k < floats; k++)
+                m[k] = FAR;
             nv->mem = m;
             nv->alloc = na;
         }
-        memcpy(nv->mem + (size_t)nv->n * nv->dims, f, nv->dims * sizeof(float));
-        nv->n++;
+        put(nv, nv->n++, f);
         return;
     }
-    memcpy(nv->mem + (size_t)nv->head * nv->dims, f, nv->dims * sizeof(float));
+    put(nv, nv->head, f);
     nv->head = (nv->head + 1) % nv->cap;
 }
 
@@ -106,7 +142,9 @@ void lsf_novelty_save(const lsf_novelty *nv, lsf_wbuf *w)
     lsf_wbuf_u32(w, nv->cap);
     lsf_wbuf_u32(w, nv->n);
     lsf_wbuf_u32(w, nv->head);
-    lsf_wbuf_put(w, nv->mem, (size_t)nv->n * nv->dims * sizeof(float));
+    for (uint32_t i = 0; i < nv->n; i++)
+        for (unsigned d = 0; d < nv->dims; d++)
+            lsf_wbuf_put(w, slot_ptr(nv, i, d), sizeof(float));
 }
 
 int lsf_novelty_load(lsf_novelty *nv, lsf_rbuf *r)
@@ -121,19 +159,17 @@ int lsf_novelty_load(lsf_novelty *nv, lsf_rbuf *r)
         r->bad = true;
         return -1;
     }
-    if (n) {
-        nv->mem = malloc((size_t)n * dims * sizeof(float));
-        if (!nv->mem)
-            lsf_die("out of memory (novelty memory of %u vectors)", n);
-        memcpy(nv->mem, src, (size_t)n * dims * sizeof(float));
-        for (size_t i = 0; i < (size_t)n * dims; i++)
-            if (!isfinite(nv->mem[i])) {
+    float f[LSF_NOVELTY_MAX_DIMS];
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(f, src + (size_t)i * dims, dims * sizeof(float));
+        for (unsigned d = 0; d < dims; d++)
+            if (!isfinite(f[d])) {
                 lsf_novelty_free(nv);
                 r->bad = true;
                 return -1;
             }
+        lsf_novelty_add(nv, f);
     }
-    nv->alloc = nv->n = n;
     nv->head = head;
     return 0;
 }

@@ -51,14 +51,15 @@ typedef struct obs {
     uint32_t ev, det, shard;
     uint32_t key_off, key_len; /* key text in the worker's key buffer */
     uint32_t val_off, val_len; /* new_value: the value text, same buffer */
-    uint64_t hash, vhash;
+    uint32_t tslot;            /* rare_template: the template's slot */
+    uint64_t hash, vhash;      /* vhash: the value's hash, or the template id */
     double x;
     int64_t t;
-    lsf_template_match tm;
 } obs;
 
 typedef struct wscratch {
-    obs *o, *sorted;
+    obs *o;
+    uint32_t *order;     /* observation indices grouped by shard, batch order kept */
     size_t n, cap;
     uint32_t *shard_off; /* nshards + 1 */
     char *buf;
@@ -208,18 +209,29 @@ static void extract(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i)
     const lsf_event *ev = &b->events[i];
     int64_t t = event_time(a, ev);
     char key[LSF_ANOM_MAX_KEY];
+    /* detectors with the same by-fields share the key: built once per event */
+    int key_of = -1, klen = -1;
+    uint64_t hash = 0;
+    uint32_t key_off = 0;
     for (uint32_t di = 0; di < a->ndet; di++) {
         lsf_anom_det *d = &a->det[di];
         if (d->def.nwhere && !where_holds(d, ev))
             continue;
-        uint64_t hash;
-        int klen = lsf_anom_key(d, ev, key, sizeof(key), &hash);
+        if (key_of < 0 || a->det[key_of].key_group != d->key_group) {
+            klen = lsf_anom_key(d, ev, key, sizeof(key), &hash);
+            key_of = (int)di;
+            if (klen >= 0)
+                key_off = buf_put(w, key, (uint32_t)klen < sizeof(key) ? (uint32_t)klen
+                                                                      : (uint32_t)sizeof(key));
+        }
         if (klen < 0) {
             lsf_counter_add(d->c_skipped, 1);
             continue;
         }
         obs o;
-        memset(&o, 0, sizeof(o));
+        o.val_off = o.val_len = o.tslot = 0;
+        o.vhash = 0;
+        o.x = 0;
         o.ev = i;
         o.det = di;
         o.hash = hash;
@@ -243,15 +255,19 @@ static void extract(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i)
                 o.vhash = lsf_hash64(v.ptr, v.len, 0x76616c7565ULL);
                 o.val_len = v.len < LSF_ANOM_MAX_KEY ? v.len : LSF_ANOM_MAX_KEY;
                 o.val_off = buf_put(w, v.ptr, o.val_len);
-            } else
-                lsf_miner_add(d->miner, v.ptr, v.len, &o.tm);
+            } else {
+                lsf_template_match tm;
+                lsf_miner_add(d->miner, v.ptr, v.len, &tm);
+                o.vhash = tm.id;
+                o.tslot = tm.slot;
+            }
         }
         o.key_len = (uint32_t)klen < sizeof(key) ? (uint32_t)klen : (uint32_t)sizeof(key);
-        o.key_off = buf_put(w, key, o.key_len);
+        o.key_off = key_off;
         if (w->n == w->cap) {
             w->cap = w->cap ? w->cap * 2 : 1024;
             w->o = xrealloc(w->o, w->cap * sizeof(obs));
-            w->sorted = xrealloc(w->sorted, w->cap * sizeof(obs));
+            w->order = xrealloc(w->order, w->cap * sizeof(uint32_t));
         }
         w->o[w->n++] = o;
     }
@@ -268,7 +284,7 @@ static void group_by_shard(const lsf_anom *a, wscratch *w)
         w->shard_off[k + 1] += w->shard_off[k];
     uint32_t *fill = w->shard_off; /* advanced while filling, restored below */
     for (size_t i = 0; i < w->n; i++)
-        w->sorted[fill[w->o[i].shard]++] = w->o[i];
+        w->order[fill[w->o[i].shard]++] = (uint32_t)i;
     for (uint32_t k = ns; k > 0; k--)
         w->shard_off[k] = w->shard_off[k - 1];
     w->shard_off[0] = 0;
@@ -300,8 +316,10 @@ static void grow_best(wscratch *w, uint32_t n)
 
 /* Writes res onto event i unless it already carries a higher score. */
 static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_anom_det *d,
-                     const lsf_anom_result *res, const char *key, uint32_t key_len)
+                     const lsf_anom_entry *e, lsf_anom_result *res)
 {
+    const char *key = e->key;
+    uint32_t key_len = e->key_len;
     if (res->score < x->a.annotate || (x->a.annotate == 0 && res->reason == LSF_REASON_NONE))
         return;
     bool alert = res->score >= x->a.cutoff;
@@ -316,6 +334,7 @@ static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_ano
     if (alert && !(w->best[i] >= x->a.cutoff))
         lsf_counter_add(x->c_alerts, 1);
     w->best[i] = res->score;
+    lsf_anom_explain(d, e, res);
     lsf_event *ev = &b->events[i];
     const char *dn = d->def.name, *tn = lsf_anom_type_name(d->def.type),
                *rn = lsf_anom_reason_name(res->reason);
@@ -349,9 +368,10 @@ static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_ano
     lsf_event_set_bool(b, ev, LSF_STR_LIT("anomaly.alert"), alert);
 }
 
-/* A silent rate key scored: an event of its own says so. */
-static void quiet_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det *d,
-                        const lsf_anom_entry *e, const lsf_anom_result *res)
+/* An interval closed by the sweep (its key fell silent) scored: an event of
+ * its own says so, carrying the key's fields. */
+static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det *d,
+                           const lsf_anom_entry *e, lsf_anom_result *res)
 {
     if (res->score < x->a.annotate)
         return;
@@ -360,13 +380,20 @@ static void quiet_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det *d,
     ev->time_ns = res->at_ns;
     ev->ingested_ns = now_ns();
     char msg[LSF_ANOM_MAX_KEY + 256];
-    int n = snprintf(msg, sizeof(msg), "%s: no events for %.*s in %" PRId64 "s, about %.6g expected",
-                     d->def.name, (int)e->key_len, e->key, (int64_t)(d->def.interval_ns / 1000000000LL),
-                     res->expected);
-    for (int k = 0; k < n && k < (int)sizeof(msg); k++)
+    int64_t secs = d->def.interval_ns / 1000000000LL;
+    int n = res->reason == LSF_REASON_QUIET
+                ? snprintf(msg, sizeof(msg), "%s: no events for %.*s in %" PRId64
+                           "s, about %.6g expected", d->def.name, (int)e->key_len, e->key, secs,
+                           res->expected)
+                : snprintf(msg, sizeof(msg), "%s: %.*s was %.6g over %" PRId64
+                           "s, about %.6g expected", d->def.name, (int)e->key_len, e->key,
+                           res->observed, secs, res->expected);
+    if (n >= (int)sizeof(msg))
+        n = (int)sizeof(msg) - 1;
+    for (int k = 0; k < n; k++)
         if (msg[k] == 0x1f)
             msg[k] = '|';
-    ev->message = arena_str(b, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+    ev->message = arena_str(b, msg, (size_t)n);
     /* the key's fields, so the event groups with the source's own */
     const char *p = e->key, *end = e->key + e->key_len;
     for (size_t f = 0; f < d->def.by.n && p <= end; f++) {
@@ -382,10 +409,11 @@ static void quiet_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det *d,
             lsf_event_set_str(b, ev, arena_str(b, name, strlen(name)), v);
         p += len + 1;
     }
-    lsf_counter_add(d->c_quiet, 1);
+    if (res->reason == LSF_REASON_QUIET)
+        lsf_counter_add(d->c_quiet, 1);
     grow_best(w, b->n);
     w->best[i] = -1;
-    annotate(x, w, b, i, d, res, e->key, e->key_len);
+    annotate(x, w, b, i, d, e, res);
 }
 
 /* ---- phase 2: state, per shard in batch order -------------------------------------- */
@@ -404,6 +432,20 @@ static void ticket_done(lsf_anom_ticket *t)
     pthread_mutex_unlock(&t->m);
 }
 
+static void prefetch_bucket(anom_ctx *x, const obs *o)
+{
+    const lsf_anom_shard *s = &x->a.det[o->det].shard[o->shard];
+    __builtin_prefetch(&s->buckets[o->hash & (s->nbuckets - 1)]);
+}
+
+static void prefetch_entry(anom_ctx *x, const obs *o)
+{
+    const lsf_anom_shard *s = &x->a.det[o->det].shard[o->shard];
+    const lsf_anom_entry *e = s->buckets[o->hash & (s->nbuckets - 1)];
+    if (e)
+        __builtin_prefetch(e);
+}
+
 static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
 {
     lsf_anom_det *d = &x->a.det[o->det];
@@ -414,30 +456,33 @@ static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
     lsf_anom_result res;
     switch (d->def.type) {
     case LSF_ANOM_RATE:
-        if (!lsf_anom_rate_event(d, e, o->t, &res))
-            res.score = 0, res.reason = LSF_REASON_NONE;
-        break;
     case LSF_ANOM_NUMERIC:
-        lsf_anom_numeric(d, e, o->x, o->t, &res);
+        if (d->def.interval_ns == 0)
+            lsf_anom_series_value(d, e, o->x, o->t, &res);
+        else if (!lsf_anom_series_event(d, e, o->t, o->x, &res))
+            res.reason = LSF_REASON_NONE;
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_anom_new_value(d, e, o->vhash, lsf_str_make(w->buf + o->val_off, o->val_len), o->t,
                            &res);
         break;
-    default:
-        lsf_anom_rare_template(d, s, e, &o->tm, o->t, &res);
+    default: {
+        lsf_template_match tm = {.id = o->vhash, .slot = o->tslot};
+        lsf_anom_rare_template(d, s, e, &tm, o->t, &res);
         break;
+    }
     }
     lsf_anom_entry_touched(d, s, e);
     if (res.reason != LSF_REASON_NONE)
-        annotate(x, w, b, o->ev, d, &res, key, o->key_len);
+        annotate(x, w, b, o->ev, d, e, &res);
 }
 
 static void sweep(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t k, int64_t wm)
 {
     for (size_t di = 0; di < x->a.ndet; di++) {
         lsf_anom_det *d = &x->a.det[di];
-        if (d->def.type != LSF_ANOM_RATE)
+        if ((d->def.type != LSF_ANOM_RATE && d->def.type != LSF_ANOM_NUMERIC) ||
+            !d->def.interval_ns)
             continue;
         lsf_anom_shard *s = &d->shard[k];
         if (s->swept_ns && wm - s->swept_ns < d->def.interval_ns)
@@ -445,8 +490,8 @@ static void sweep(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t k, int64_t wm
         s->swept_ns = wm;
         for (lsf_anom_entry *e = s->lru.next; e != &s->lru; e = e->next) {
             lsf_anom_result res;
-            if (lsf_anom_rate_quiet(d, e, wm, &res))
-                quiet_event(x, w, b, d, e, &res);
+            if (lsf_anom_series_sweep(d, e, wm, &res))
+                interval_event(x, w, b, d, e, &res);
         }
     }
 }
@@ -499,8 +544,15 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
                 a->watermark_ns = tmax;
         }
         wm = a->watermark_ns; /* shard 0 of this batch has run: this batch's watermark */
-        for (uint32_t j = w->shard_off[k]; j < w->shard_off[k + 1]; j++)
-            apply(x, w, b, &w->sorted[j]);
+        uint32_t from = w->shard_off[k], to = w->shard_off[k + 1];
+        /* keys are cache misses: ask for all the shard's buckets, then all its
+         * entries, so the misses overlap instead of following one another */
+        for (uint32_t j = from; j < to; j++)
+            prefetch_bucket(x, &w->o[w->order[j]]);
+        for (uint32_t j = from; j < to; j++)
+            prefetch_entry(x, &w->o[w->order[j]]);
+        for (uint32_t j = from; j < to; j++)
+            apply(x, w, b, &w->o[w->order[j]]);
         if (wm)
             sweep(x, w, b, k, wm);
         ticket_done(tk);
@@ -588,7 +640,7 @@ static void anom_destroy(lsf_stage *st)
         lsf_anom_free(&x->a);
     for (int i = 0; x->w && i < x->nworkers; i++) {
         free(x->w[i].o);
-        free(x->w[i].sorted);
+        free(x->w[i].order);
         free(x->w[i].shard_off);
         free(x->w[i].buf);
         free(x->w[i].best);

@@ -26,6 +26,7 @@ typedef struct det_conf {
     char *field;
     const lsf_node *where;
     int64_t interval_ms, lateness_ms, learning_ms;
+    int agg;
     int64_t max_values, max_keys, max_memory, sketch_width;
     int season;
     int64_t window, shape_length, shape_dims, history, calibration, cooldown, learn;
@@ -42,7 +43,8 @@ static const struct {
     const char *key;
     unsigned types;
 } applies[] = {
-    {"field", T_NUM | T_NEW | T_TPL}, {"interval", T_RATE},       {"lateness", T_RATE},
+    {"field", T_NUM | T_NEW | T_TPL}, {"interval", T_MODEL},      {"lateness", T_MODEL},
+    {"aggregate", T_NUM},
     {"learning", T_NEW | T_TPL},      {"max_values", T_NEW | T_TPL}, {"sketch_width", T_TPL},
     {"seasonality", T_MODEL},         {"window", T_MODEL},        {"shape_length", T_MODEL},
     {"shape_dims", T_MODEL},          {"history", T_MODEL},       {"calibration", T_MODEL},
@@ -61,10 +63,14 @@ static const lsf_key lsf_anom_det_keys[] = {
      offsetof(det_conf, field), NULL, 0, 0, false},
     {"where", LSF_K_NODE, NULL, "Only events whose fields equal these values: {field: value}.",
      offsetof(det_conf, where), NULL, 0, 0, false},
-    {"interval", LSF_K_DURATION, "1m", "rate: the counting interval (event time).",
-     offsetof(det_conf, interval_ms), NULL, 1, 366LL * 86400 * 1000, false},
-    {"lateness", LSF_K_DURATION, "10s", "rate: how long an interval waits for late events.",
+    {"interval", LSF_K_DURATION, "1m",
+     "rate, numeric: the interval an observation covers (event time); numeric 0: every value.",
+     offsetof(det_conf, interval_ms), NULL, 0, 366LL * 86400 * 1000, false},
+    {"lateness", LSF_K_DURATION, "10s",
+     "rate, numeric: how long an interval waits for late events.",
      offsetof(det_conf, lateness_ms), NULL, 0, 366LL * 86400 * 1000, false},
+    {"aggregate", LSF_K_ENUM, "mean", "numeric: what an interval's values become.",
+     offsetof(det_conf, agg), "mean|max|min|sum", 0, 0, false},
     {"learning", LSF_K_DURATION, "1d",
      "new_value, rare_template: per key, values first seen this soon after its first event are "
      "learned, not scored.",
@@ -175,8 +181,12 @@ static int build_def(lsf_anom_def *d, det_conf *c, const lsf_node *at, lsf_errbu
     d->interval_ns = c->interval_ms * 1000000LL;
     d->lateness_ns = c->lateness_ms * 1000000LL;
     d->learning_ns = c->learning_ms * 1000000LL;
-    int64_t open = 1 + (d->lateness_ns + d->interval_ns - 1) / d->interval_ns;
-    if (d->type == LSF_ANOM_RATE && open > LSF_ANOM_RATE_OPEN)
+    d->agg = c->agg;
+    if (d->type == LSF_ANOM_RATE && d->interval_ns == 0)
+        return lsf_node_error(err, lsf_node_get(at, "interval"),
+                              "interval: a rate needs an interval longer than 0");
+    int64_t open = d->interval_ns ? 1 + (d->lateness_ns + d->interval_ns - 1) / d->interval_ns : 1;
+    if (open > LSF_ANOM_RATE_OPEN)
         return lsf_node_error(err, lsf_node_get(at, "lateness"),
                               "lateness: at most %d intervals (here %" PRId64 ")",
                               LSF_ANOM_RATE_OPEN - 1, open - 1);
@@ -233,6 +243,16 @@ static void det_start(lsf_anom_det *d, uint32_t nshards, const char *stage)
     det_counters(d, stage);
 }
 
+static bool same_by(const lsf_strlist *x, const lsf_strlist *y)
+{
+    if (x->n != y->n)
+        return false;
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], y->v[i]) != 0)
+            return false;
+    return true;
+}
+
 int lsf_anom_parse(lsf_anom *a, const lsf_node *list, uint32_t nshards, const char *stage_name,
                    lsf_errbuf *err)
 {
@@ -263,8 +283,15 @@ int lsf_anom_parse(lsf_anom *a, const lsf_node *list, uint32_t nshards, const ch
                                       "name: another detector is already called '%s'",
                                       d->def.name);
     }
-    for (size_t i = 0; i < a->ndet; i++)
+    for (size_t i = 0; i < a->ndet; i++) {
         det_start(&a->det[i], a->nshards, stage_name);
+        a->det[i].key_group = (uint32_t)i;
+        for (size_t j = 0; j < i; j++)
+            if (same_by(&a->det[i].def.by, &a->det[j].def.by)) {
+                a->det[i].key_group = a->det[j].key_group;
+                break;
+            }
+    }
     return 0;
 }
 

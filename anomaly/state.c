@@ -47,7 +47,7 @@ static uint64_t fingerprint(const lsf_anom_det *d)
     const lsf_anom_def *f = &d->def;
     uint64_t h = lsf_mix64((uint64_t)f->type + 1);
     int64_t nums[] = {f->interval_ns, f->lateness_ns, f->learning_ns, f->max_values,
-                      f->sketch_width, f->rate_open};
+                      f->sketch_width, f->rate_open, f->agg};
     h = lsf_hash64(nums, sizeof(nums), h);
     if (f->type == LSF_ANOM_RATE || f->type == LSF_ANOM_NUMERIC) {
         const lsf_model_conf *m = &f->model;

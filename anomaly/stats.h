@@ -189,13 +189,17 @@ typedef struct lsf_topk_entry {
 
 typedef struct lsf_topk {
     lsf_topk_entry *heap; /* min-heap by count, k entries */
-    uint32_t *index;      /* open addressing: id -> heap slot + 1 (0 empty) */
+    uint32_t *index;      /* open addressing: id -> heap slot + 1 (0 empty); NULL for k <= 8 */
     uint32_t k, n, index_cap;
 } lsf_topk;
 
 void lsf_topk_init(lsf_topk *t, uint32_t k);
 void lsf_topk_free(lsf_topk *t);
-void lsf_topk_add(lsf_topk *t, uint64_t id, uint64_t n);
+/* Counts n more of id. When id takes the place of the least counted item,
+ * that item is copied to *evicted (may be NULL) and true returned. */
+bool lsf_topk_add(lsf_topk *t, uint64_t id, uint64_t n, lsf_topk_entry *evicted);
+/* The monitored entry of id, or NULL. */
+const lsf_topk_entry *lsf_topk_find(const lsf_topk *t, uint64_t id);
 /* Copies up to max entries, largest count first; returns how many. */
 uint32_t lsf_topk_list(const lsf_topk *t, lsf_topk_entry *out, uint32_t max);
 /* Estimated count of id (0 when not monitored). */

@@ -17,7 +17,8 @@
  * a binary min-heap on the counts (O(log k) per update, the minimum at the
  * root) plus an open-addressing index from item id to heap slot, which is
  * simpler and cache-friendly for the k of a few dozen to a few thousand we
- * need. Memory: k * 24 bytes of entries plus 2k-4k slots of index.
+ * need; up to 8 entries a linear scan beats any index and there is none.
+ * Memory: k * 24 bytes of entries plus, past 8, 2k-4k slots of index.
  *
  * Threads: the caller owns each instance.
  */
@@ -27,16 +28,20 @@
 #include "anomaly/stats.h"
 #include "core/log.h"
 
+#define SMALL_K 8 /* up to this many entries: linear search, no index */
+
 void lsf_topk_init(lsf_topk *t, uint32_t k)
 {
     memset(t, 0, sizeof(*t));
     t->k = k ? k : 1;
-    t->index_cap = 8;
-    while (t->index_cap < 2 * t->k)
-        t->index_cap *= 2;
     t->heap = calloc(t->k, sizeof(*t->heap));
-    t->index = calloc(t->index_cap, sizeof(*t->index));
-    if (!t->heap || !t->index)
+    if (t->k > SMALL_K) {
+        t->index_cap = 8;
+        while (t->index_cap < 2 * t->k)
+            t->index_cap *= 2;
+        t->index = calloc(t->index_cap, sizeof(*t->index));
+    }
+    if (!t->heap || (t->k > SMALL_K && !t->index))
         lsf_die("out of memory (top-%u summary)", k);
 }
 
@@ -54,9 +59,20 @@ static uint32_t home(const lsf_topk *t, uint64_t id)
     return (uint32_t)lsf_mix64(id) & (t->index_cap - 1);
 }
 
+/* Heap slot of id, or -1 (small summaries: a scan). */
+static int64_t slot_small(const lsf_topk *t, uint64_t id)
+{
+    for (uint32_t s = 0; s < t->n; s++)
+        if (t->heap[s].id == id)
+            return s;
+    return -1;
+}
+
 /* Index position holding id, or -1. */
 static int64_t find(const lsf_topk *t, uint64_t id)
 {
+    if (!t->index)
+        return -1;
     for (uint32_t i = home(t, id), probes = 0; probes < t->index_cap;
          i = (i + 1) & (t->index_cap - 1), probes++) {
         uint32_t s = t->index[i];
@@ -68,9 +84,11 @@ static int64_t find(const lsf_topk *t, uint64_t id)
     return -1;
 }
 
-/* Inserts id -> slot; returns the index position used. */
+/* Inserts id -> slot; returns the index position used (0 without an index). */
 static uint32_t index_put(lsf_topk *t, uint64_t id, uint32_t slot)
 {
+    if (!t->index)
+        return 0;
     uint32_t i = home(t, id);
     while (t->index[i])
         i = (i + 1) & (t->index_cap - 1);
@@ -123,7 +141,8 @@ static void sift_down(lsf_topk *t, uint32_t s, uint32_t ipos)
         s = c;
     }
     t->heap[s] = e;
-    t->index[ipos] = s + 1;
+    if (t->index)
+        t->index[ipos] = s + 1;
 }
 
 static void sift_up(lsf_topk *t, uint32_t s, uint32_t ipos)
@@ -137,31 +156,44 @@ static void sift_up(lsf_topk *t, uint32_t s, uint32_t ipos)
         s = p;
     }
     t->heap[s] = e;
-    t->index[ipos] = s + 1;
+    if (t->index)
+        t->index[ipos] = s + 1;
 }
 
-void lsf_topk_add(lsf_topk *t, uint64_t id, uint64_t n)
+bool lsf_topk_add(lsf_topk *t, uint64_t id, uint64_t n, lsf_topk_entry *evicted)
 {
-    int64_t i = find(t, id);
-    if (i >= 0) {
-        uint32_t s = t->index[i] - 1;
-        t->heap[s].count += n;
-        sift_down(t, s, (uint32_t)i);
-        return;
+    if (!t->index) {
+        int64_t s = slot_small(t, id);
+        if (s >= 0) {
+            t->heap[s].count += n;
+            sift_down(t, (uint32_t)s, 0);
+            return false;
+        }
+    } else {
+        int64_t i = find(t, id);
+        if (i >= 0) {
+            uint32_t s = t->index[i] - 1;
+            t->heap[s].count += n;
+            sift_down(t, s, (uint32_t)i);
+            return false;
+        }
     }
     if (t->n < t->k) {
         uint32_t s = t->n++;
         t->heap[s] = (lsf_topk_entry){id, n, 0};
         sift_up(t, s, index_put(t, id, s));
-        return;
+        return false;
     }
     /* replace the minimum (the root), inheriting its count as error */
     int64_t old = find(t, t->heap[0].id);
     if (old >= 0)
         index_del(t, (uint32_t)old);
+    if (evicted)
+        *evicted = t->heap[0];
     uint64_t min = t->heap[0].count;
     t->heap[0] = (lsf_topk_entry){id, min + n, min};
     sift_down(t, 0, index_put(t, id, 0));
+    return true;
 }
 
 static int by_count_desc(const void *a, const void *b)
@@ -172,26 +204,38 @@ static int by_count_desc(const void *a, const void *b)
 
 uint32_t lsf_topk_list(const lsf_topk *t, lsf_topk_entry *out, uint32_t max)
 {
-    lsf_topk_entry *tmp = malloc((t->n ? t->n : 1) * sizeof(*tmp));
+    lsf_topk_entry small[SMALL_K];
+    lsf_topk_entry *tmp = t->n <= SMALL_K ? small : malloc(t->n * sizeof(*tmp));
     if (!tmp)
         lsf_die("out of memory (top-k list)");
     memcpy(tmp, t->heap, t->n * sizeof(*tmp));
     qsort(tmp, t->n, sizeof(*tmp), by_count_desc);
     uint32_t m = t->n < max ? t->n : max;
     memcpy(out, tmp, m * sizeof(*tmp));
-    free(tmp);
+    if (tmp != small)
+        free(tmp);
     return m;
+}
+
+const lsf_topk_entry *lsf_topk_find(const lsf_topk *t, uint64_t id)
+{
+    if (!t->index) {
+        int64_t s = slot_small(t, id);
+        return s >= 0 ? &t->heap[s] : NULL;
+    }
+    int64_t i = find(t, id);
+    return i >= 0 ? &t->heap[t->index[i] - 1] : NULL;
 }
 
 uint64_t lsf_topk_count(const lsf_topk *t, uint64_t id)
 {
-    int64_t i = find(t, id);
-    return i >= 0 ? t->heap[t->index[i] - 1].count : 0;
+    const lsf_topk_entry *e = lsf_topk_find(t, id);
+    return e ? e->count : 0;
 }
 
 size_t lsf_topk_bytes(const lsf_topk *t)
 {
-    return t->k * sizeof(*t->heap) + t->index_cap * sizeof(*t->index);
+    return t->k * sizeof(*t->heap) + (size_t)t->index_cap * sizeof(*t->index);
 }
 
 void lsf_topk_save(const lsf_topk *t, lsf_wbuf *w)
@@ -207,7 +251,8 @@ int lsf_topk_load(lsf_topk *t, lsf_rbuf *r)
     if (k != t->k || n > k)
         r->bad = true;
     const lsf_topk_entry *src = r->bad ? NULL : lsf_rbuf_view(r, n * sizeof(*src));
-    memset(t->index, 0, t->index_cap * sizeof(*t->index));
+    if (t->index)
+        memset(t->index, 0, t->index_cap * sizeof(*t->index));
     t->n = 0;
     if (!src) {
         r->bad = true;
@@ -216,8 +261,9 @@ int lsf_topk_load(lsf_topk *t, lsf_rbuf *r)
     for (uint32_t i = 0; i < n; i++) {
         lsf_topk_entry e;
         memcpy(&e, &src[i], sizeof(e));
-        if (e.err > e.count || find(t, e.id) >= 0) {
-            memset(t->index, 0, t->index_cap * sizeof(*t->index));
+        if (e.err > e.count || lsf_topk_find(t, e.id)) {
+            if (t->index)
+                memset(t->index, 0, t->index_cap * sizeof(*t->index));
             t->n = 0;
             r->bad = true;
             return -1;

@@ -282,30 +282,30 @@ static void test_rate_intervals_lateness_and_quiet(void **state)
     lsf_anom_result last = {0};
     /* 200 intervals of 5 events, one event per 2 s */
     for (int i = 0; i < 1000; i++)
-        if (lsf_anom_rate_event(d, e, 1000 * S + i * 2 * S, &res)) {
+        if (lsf_anom_series_event(d, e, 1000 * S + i * 2 * S, 0, &res)) {
             closed++;
             last = res;
         }
     assert_true(closed >= 195 && closed <= 200);
     assert_true(last.observed == 5 && last.expected == 5);
     /* the source goes quiet: the watermark moves on, zeros score high */
-    assert_true(lsf_anom_rate_quiet(d, e, 1000 * S + 2100 * S, &res));
+    assert_true(lsf_anom_series_sweep(d, e, 1000 * S + 2100 * S, &res));
     /* a record of the ~180 shapes seen: p = 2 / 181 (two measures) */
     if (res.reason != LSF_REASON_QUIET || res.observed != 0 || res.p > 2.0 / 150)
         fail_msg("quiet: reason %d observed %g expected %g score %g p %g", res.reason, res.observed,
                  res.expected, res.score, res.p);
     /* an active key is left to its own events */
     lsf_anom_entry *f = entry(d, "web2");
-    lsf_anom_rate_event(d, f, 1000 * S + 2100 * S, &res);
-    assert_false(lsf_anom_rate_quiet(d, f, 1000 * S + 2105 * S, &res));
+    lsf_anom_series_event(d, f, 1000 * S + 2100 * S, 0, &res);
+    assert_false(lsf_anom_series_sweep(d, f, 1000 * S + 2105 * S, &res));
     /* within lateness an event still counts; beyond, it is late */
     uint64_t late_before = lsf_counter_get(d->c_late);
-    lsf_anom_rate_event(d, f, 1000 * S + 2111 * S, &res); /* opens interval 311 */
-    lsf_anom_rate_event(d, f, 1000 * S + 2101 * S, &res); /* 310: still open */
+    lsf_anom_series_event(d, f, 1000 * S + 2111 * S, 0, &res); /* opens interval 311 */
+    lsf_anom_series_event(d, f, 1000 * S + 2101 * S, 0, &res); /* 310: still open */
     assert_int_equal(lsf_counter_get(d->c_late), late_before);
-    assert_true(f->u.rate.count[310 % 2] == 2);
-    lsf_anom_rate_event(d, f, 1000 * S + 2125 * S, &res); /* 312 closes 310 */
-    lsf_anom_rate_event(d, f, 1000 * S + 2100 * S, &res); /* 310 again: late */
+    assert_true(f->u.series.acc[310 % 2].n == 2);
+    lsf_anom_series_event(d, f, 1000 * S + 2125 * S, 0, &res); /* 312 closes 310 */
+    lsf_anom_series_event(d, f, 1000 * S + 2100 * S, 0, &res); /* 310 again: late */
     assert_int_equal(lsf_counter_get(d->c_late), late_before + 1);
     lsf_anom_free(&a);
 }
@@ -365,7 +365,7 @@ static void test_keys_are_bounded(void **state)
         snprintf(key, sizeof(key), "key%d", i);
         lsf_anom_entry *e = entry(d, key);
         for (int j = 0; j < 5; j++)
-            lsf_anom_numeric(d, e, j, j, &res);
+            lsf_anom_series_value(d, e, j, j, &res);
         lsf_anom_entry_touched(d, &d->shard[0], e);
     }
     assert_int_equal(d->shard[0].n, 100);
@@ -378,7 +378,7 @@ static void test_keys_are_bounded(void **state)
         snprintf(key, sizeof(key), "key%d", i);
         lsf_anom_entry *e = entry(d, key);
         for (int j = 0; j < 200; j++)
-            lsf_anom_numeric(d, e, j % 7, j, &res);
+            lsf_anom_series_value(d, e, j % 7, j, &res);
         lsf_anom_entry_touched(d, &d->shard[0], e);
         assert_true(d->shard[0].bytes <= 64 * 1024 || d->shard[0].n == 1);
     }
@@ -433,7 +433,7 @@ static void fill(lsf_anom *a, uint64_t *tid)
         bool created;
         uint32_t s = lsf_anom_shard_of(a, h);
         lsf_anom_entry *e = lsf_anom_entry_get(n, &n->shard[s], h, key, (uint32_t)strlen(key), &created);
-        lsf_anom_numeric(n, e, i % 13, i, &res);
+        lsf_anom_series_value(n, e, i % 13, i, &res);
         e = lsf_anom_entry_get(v, &v->shard[s], h, key, (uint32_t)strlen(key), &created);
         lsf_anom_new_value(v, e, (uint64_t)(i % 5) * 77 + 1, LSF_STR_LIT("x"), i, &res);
         e = lsf_anom_entry_get(t, &t->shard[s], h, key, (uint32_t)strlen(key), &created);
@@ -494,8 +494,8 @@ static void test_snapshot_round_trip_and_corruption(void **state)
     lsf_anom_entry *ea = lsf_anom_entry_get(&a.det[0], &a.det[0].shard[s], h, "k1", 2, &created);
     lsf_anom_entry *eb = lsf_anom_entry_get(&b.det[0], &b.det[0].shard[s], h, "k1", 2, &created);
     assert_false(created);
-    lsf_anom_numeric(&a.det[0], ea, 5, 1000, &r1);
-    lsf_anom_numeric(&b.det[0], eb, 5, 1000, &r2);
+    lsf_anom_series_value(&a.det[0], ea, 5, 1000, &r1);
+    lsf_anom_series_value(&b.det[0], eb, 5, 1000, &r2);
     assert_true(r1.score == r2.score);
     lsf_anom_free(&b);
 

@@ -251,7 +251,8 @@ static void test_novelty_nearest_neighbour(void **state)
         }
         lsf_novelty_add(&nv, mem[i]);
     }
-    assert_true(lsf_novelty_bytes(&nv) == 100 * 5 * sizeof(float));
+    /* 100 vectors, rounded up to whole blocks of 8 */
+    assert_true(lsf_novelty_bytes(&nv) == 104 * 5 * sizeof(float));
     lsf_novelty_free(&nv);
 }
 
@@ -382,7 +383,7 @@ static void test_topk_recall_on_zipf(void **state)
                 hi = mid;
         }
         truth[lo]++;
-        lsf_topk_add(&t, (uint64_t)lo * 7919 + 1, 1);
+        lsf_topk_add(&t, (uint64_t)lo * 7919 + 1, 1, NULL);
     }
     lsf_topk_entry out[K];
     uint32_t m = lsf_topk_list(&t, out, K);
@@ -415,6 +416,18 @@ static void test_topk_recall_on_zipf(void **state)
     lsf_topk_free(&t);
     lsf_topk_free(&u);
     lsf_wbuf_free(&w);
+    /* a small summary (no index) keeps the same guarantees; evictions are reported */
+    lsf_topk sm;
+    lsf_topk_init(&sm, 4);
+    lsf_topk_entry ev;
+    for (int i = 0; i < 100; i++)
+        assert_false(lsf_topk_add(&sm, (uint64_t)(i % 3), 1, &ev));
+    assert_true(lsf_topk_add(&sm, 7, 1, NULL) == false); /* a fourth slot is still free */
+    assert_true(lsf_topk_add(&sm, 8, 1, &ev));
+    assert_true(ev.id == 7 && ev.count == 1);
+    assert_true(lsf_topk_count(&sm, 0) == 34 && lsf_topk_count(&sm, 8) == 2);
+    assert_null(lsf_topk_find(&sm, 7));
+    lsf_topk_free(&sm);
 }
 
 /* ---- first-seen ---------------------------------------------------------------------- */
