@@ -355,6 +355,8 @@ bool lsf_replay_requested(int argc, char **argv);
  * `default_config`, YAML text) with its inputs replaced by the file; returns
  * the exit code. */
 int lsf_replay_cmd(int argc, char **argv, const char *default_config);
+/* The commands' signals: on_stop for SIGINT and SIGTERM, SIGPIPE ignored. */
+void lsf_det_cli_signals(void (*on_stop)(int));
 /* Set by replay: detections neither restore nor save snapshots. */
 extern atomic_bool lsf_detect_replay_mode;
 

@@ -32,6 +32,17 @@ static void on_stop(int sig)
         lsf_pipeline_request_stop(replaying);
 }
 
+void lsf_det_cli_signals(void (*on_stop)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
 bool lsf_replay_requested(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -117,13 +128,7 @@ int lsf_replay_cmd(int argc, char **argv, const char *default_config)
     if (!(p = lsf_pipeline_new(root, &err)) || lsf_pipeline_init(p, &err) < 0 ||
         lsf_pipeline_start(p, &err) < 0)
         goto fail;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    lsf_det_cli_signals(on_stop);
     replaying = p;
     lsf_pipeline_wait(p);
     lsf_pipeline_stop(p);

@@ -476,12 +476,6 @@ int lsf_tail_cmd(int argc, char **argv)
         o.file = "alerts.jsonl";
     color = getenv("NO_COLOR");
     o.color = isatty(STDOUT_FILENO) && !(color && *color) && !o.json;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    lsf_det_cli_signals(on_signal);
     return o.brokers ? tail_kafka(&o) : tail_file(&o);
 }
