@@ -162,7 +162,9 @@ static void ev(harness *h, int64_t t_ns, ...)
         bool digits = *val != 0;
         for (const char *p = val; *p; p++)
             digits &= *p >= '0' && *p <= '9';
-        if (strcmp(kv, "host.name") == 0 || strncmp(kv, "host.name=", 10) == 0)
+        if (strncmp(kv, "anomaly.score=", 14) == 0)
+            lsf_event_set_float(b, e, name, atof(val));
+        else if (strncmp(kv, "host.name=", 10) == 0)
             e->host = (lsf_str){lsf_arena_memdup(&b->arena, val, strlen(val)), (uint32_t)strlen(val)};
         else if (digits)
             lsf_event_set_int(b, e, name, atoll(val));
@@ -284,6 +286,36 @@ static void test_escalate(void **state)
     assert_int_equal(h.n, 2);
     assert_int_equal(h.g[0].severity, 4); /* observed >= 5: high */
     assert_int_equal(h.g[1].severity, 5); /* an event scored 1: critical */
+    h_free(&h);
+}
+
+static void test_score(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h,
+           "- id: odd\n"
+           "  group_by: [host.name]\n"
+           "  score: 0.9\n"
+           "- id: odd.often\n"
+           "  group_by: [host.name]\n"
+           "  score: {min: 0.5, count: 3, window: 1m}\n",
+           4, 16);
+    ev(&h, S(0), "host.name=a", NULL);                   /* no score: nothing */
+    ev(&h, S(1), "host.name=a", "anomaly.score=0.6", NULL);
+    ev(&h, S(2), "host.name=a", "anomaly.score=0.4", NULL); /* under both cut-offs */
+    flush(&h);
+    assert_int_equal(h.n, 0);
+    ev(&h, S(3), "host.name=a", "anomaly.score=0.95", NULL);
+    flush(&h);
+    assert_int_equal(count_id(&h, "odd"), 1);
+    assert_int_equal(count_id(&h, "odd.often"), 0);
+    ev(&h, S(4), "host.name=a", "anomaly.score=0.7", NULL);
+    ev(&h, S(5), "host.name=b", "anomaly.score=0.99", NULL);
+    flush(&h);
+    assert_int_equal(count_id(&h, "odd.often"), 1);
+    assert_int_equal(find_id(&h, "odd.often", 0)->count, 3);
+    assert_int_equal(count_id(&h, "odd"), 2); /* b is its own key */
     h_free(&h);
 }
 
@@ -861,6 +893,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bruteforce),
         cmocka_unit_test(test_escalate),
+        cmocka_unit_test(test_score),
         cmocka_unit_test(test_portscan),
         cmocka_unit_test(test_distinct_hll),
         cmocka_unit_test(test_silent_host),
