@@ -18,7 +18,8 @@
  * Hand-off to detections: an event whose score reaches `cutoff` gets
  * anomaly.alert: true (and is counted); the detections stage turns scores
  * into alerts (its `score` detections read anomaly.score). An event scored
- * by several detectors carries the fields of the highest score.
+ * by several detectors carries the fields of the highest score, and
+ * anomaly.detectors lists them all.
  *
  * Threads: init/destroy on the main thread; process on any worker, with its
  * own scratch (indexed by worker); snapshots are written by whichever worker
@@ -65,6 +66,7 @@ typedef struct wscratch {
     char *buf;
     size_t blen, bcap;
     double *best;        /* per event: the score whose fields it carries */
+    uint64_t *hits;      /* per event: detectors (first 64) that reached `annotate` */
     size_t best_cap;
 } wscratch;
 
@@ -309,8 +311,47 @@ static lsf_str key_text(lsf_batch *b, const char *key, uint32_t len)
 static void grow_best(wscratch *w, uint32_t n)
 {
     if (n > w->best_cap) {
+        size_t old = w->best_cap;
         w->best_cap = n * 2;
         w->best = xrealloc(w->best, w->best_cap * sizeof(double));
+        w->hits = xrealloc(w->hits, w->best_cap * sizeof(uint64_t));
+        for (size_t i = old; i < w->best_cap; i++) {
+            w->best[i] = -1;
+            w->hits[i] = 0;
+        }
+    }
+}
+
+/* Events several detectors scored list them all in anomaly.detectors. */
+static void list_detectors(anom_ctx *x, wscratch *w, lsf_batch *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint64_t h = w->hits[i];
+        if (!h || !(h & (h - 1)))
+            continue;
+        char buf[1024];
+        size_t o = 0;
+        buf[o++] = '[';
+        for (uint32_t d = 0; d < x->a.ndet && d < 64; d++) {
+            if (!(h >> d & 1))
+                continue;
+            const char *name = x->a.det[d].def.name;
+            size_t n = strlen(name);
+            if (o + n + 4 >= sizeof(buf))
+                break;
+            if (o > 1)
+                buf[o++] = ',';
+            buf[o++] = '"';
+            for (size_t k = 0; k < n; k++) /* names are plain: drop what JSON would escape */
+                if (name[k] != '"' && name[k] != '\\' && (unsigned char)name[k] >= 0x20)
+                    buf[o++] = name[k];
+            buf[o++] = '"';
+        }
+        buf[o++] = ']';
+        lsf_field *f = lsf_event_set(b, &b->events[i], LSF_STR_LIT("anomaly.detectors"), 0);
+        f->type = LSF_T_JSON;
+        f->v.s = arena_str(b, buf, o);
+        w->hits[i] = 0;
     }
 }
 
@@ -327,6 +368,8 @@ static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_ano
     if (alert)
         lsf_counter_add(d->c_alerts, 1);
     grow_best(w, b->n);
+    if ((size_t)(d - x->a.det) < 64)
+        w->hits[i] |= 1ULL << (d - x->a.det);
     if (res->score <= w->best[i] && w->best[i] >= 0)
         return;
     if (w->best[i] < 0)
@@ -413,6 +456,7 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
         lsf_counter_add(d->c_quiet, 1);
     grow_best(w, b->n);
     w->best[i] = -1;
+    w->hits[i] = 0;
     annotate(x, w, b, i, d, e, res);
 }
 
@@ -533,17 +577,19 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
     lsf_counter_add(x->c_events, nev);
     group_by_shard(a, w);
     grow_best(w, b->n);
-    for (uint32_t i = 0; i < b->n; i++)
+    for (uint32_t i = 0; i < b->n; i++) {
         w->best[i] = -1;
+        w->hits[i] = 0;
+    }
     int64_t wm = 0;
     for (uint32_t k = 0; k < a->nshards; k++) {
         lsf_anom_ticket *tk = &a->tk[k];
         ticket_wait(tk, b->seq);
-        if (k == 0) {
+        if (k == 0) { /* the watermark after this batch: read only here, under ticket 0 */
             if (tmax > a->watermark_ns)
                 a->watermark_ns = tmax;
+            wm = a->watermark_ns;
         }
-        wm = a->watermark_ns; /* shard 0 of this batch has run: this batch's watermark */
         uint32_t from = w->shard_off[k], to = w->shard_off[k + 1];
         /* keys are cache misses: ask for all the shard's buckets, then all its
          * entries, so the misses overlap instead of following one another */
@@ -557,6 +603,8 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
             sweep(x, w, b, k, wm);
         ticket_done(tk);
     }
+    if (a->ndet > 1)
+        list_detectors(x, w, b);
     maybe_snapshot(x);
     return LSF_OK;
 }
@@ -644,6 +692,7 @@ static void anom_destroy(lsf_stage *st)
         free(x->w[i].shard_off);
         free(x->w[i].buf);
         free(x->w[i].best);
+        free(x->w[i].hits);
     }
     free(x->w);
     free(x->snap_path);

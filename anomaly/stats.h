@@ -111,8 +111,9 @@ typedef struct lsf_tailrank {
 
 /* Ranks against the last LSF_TAIL_BLOCKS * block observations. */
 void lsf_tailrank_init(lsf_tailrank *t, uint32_t block);
-/* Upper-tail p-value of `a` among the recent observations: (c + 1) /
- * (n + 1), c the number of block maxima >= a (see tail.c). 1 when empty. */
+/* Upper-tail probability of `a` among the recent observations, from the
+ * number of block maxima >= a (see tail.c). 1 when empty or when every
+ * block reached a. */
 double lsf_tailrank_p(const lsf_tailrank *t, double a);
 void lsf_tailrank_add(lsf_tailrank *t, double a);
 void lsf_tailrank_save(const lsf_tailrank *t, lsf_wbuf *w);
