@@ -29,7 +29,7 @@ static const char *const known_keys[] = {
     "id", "name", "description", "when", "group_by", "threshold", "distinct", "value",
     "sequence", "score", "severity", "tags", "suppress", "rate_limit", "exemplars",
     "exemplar_bytes", "escalate", "max_keys", "max_memory", "buckets", "enabled", "precision",
-    NULL};
+    "tests", NULL};
 
 const char *lsf_det_type_name(int type)
 {
@@ -426,7 +426,7 @@ int lsf_detdef_parse(lsf_detdef *d, const lsf_node *node, const char *origin,
             return lsf_node_error(err, &at, "unknown detection key '%s' (id, name, description, "
                                   "when, group_by, threshold|distinct|value|sequence|score, "
                                   "severity, tags, suppress, rate_limit, exemplars, escalate, "
-                                  "max_keys, max_memory, buckets, enabled)", e->key);
+                                  "max_keys, max_memory, buckets, enabled, tests)", e->key);
         }
     }
     const lsf_node *v = lsf_node_get(node, "id");

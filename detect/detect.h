@@ -7,6 +7,7 @@
  *                score) on one key's state
  *   alert.c      alerts: suppression, rate limit, severity, alert events
  *   snapshot.c   state to disk and back
+ *   packtest.c   a detection's inline tests
  *   detections.c the `detections` transform stage (config, reload, snapshots)
  *   tail.c       `logsift tail`; replay.c: `logsift run --replay FILE`
  * docs/detections.md is the user's view.
@@ -124,6 +125,13 @@ const char *lsf_det_type_name(int type);
 const char *lsf_det_duration(int64_t ns, char *buf, size_t n);
 /* Parses "20/1m" (alerts per period) into n and ns; -1 when invalid. */
 int lsf_det_parse_rate(const char *s, uint32_t *n, int64_t *ns);
+
+/* Runs the inline `tests:` of the definition at `node` (packtest.c): its
+ * events through the parser, the rules of `rs` (may be NULL) and a fresh
+ * detector; adds the number run to *ntests. Returns 0, or -1 with err at the
+ * failing test ("detection X, test N: ..."). */
+int lsf_det_run_tests(const lsf_node *node, const char *origin, const lsf_det_defaults *dflt,
+                      lsf_ruleset *rs, unsigned *ntests, lsf_errbuf *err);
 
 /* ---- per-key state (keys.c, kinds.c) ----------------------------------- */
 

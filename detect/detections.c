@@ -48,6 +48,7 @@ typedef struct det_conf {
     bool restore;
     bool watch;
     int64_t reload_debounce_ms;
+    bool test_on_load;
 } det_conf;
 
 typedef struct det_ctx {
@@ -125,6 +126,10 @@ static const lsf_key det_keys[] = {
     {"reload_debounce", LSF_K_DURATION, "300ms",
      "After a pack file changes, wait this long without further changes before reloading.",
      offsetof(det_conf, reload_debounce_ms), NULL, 0, 60000, false},
+    {"test_on_load", LSF_K_BOOL, "true",
+     "Run the detections' inline tests (through the packs' rules) at start and before a "
+     "reload; a failure keeps the running detections.",
+     offsetof(det_conf, test_on_load), NULL, 0, 0, false},
     LSF_KEYS_END,
 };
 
@@ -196,6 +201,33 @@ static int add_list(det_ctx *x, defs *ds, const lsf_node *seq, const char *origi
     return 0;
 }
 
+/* Runs the inline tests of every definition, through the packs' rules. */
+static int run_tests(det_ctx *x, defs *ds, lsf_errbuf *err)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < ds->n; i++)
+        any |= lsf_node_get(ds->node[i], "tests") != NULL;
+    if (!any)
+        return 0;
+    lsf_ruleset *rs = NULL;
+    if (x->conf->packs.n) {
+        lsf_rules_opts o = {.nworkers = 1, .quiet = true};
+        lsf_rules_load_lock();
+        rs = lsf_ruleset_load((const char *const *)x->conf->packs.v, x->conf->packs.n, &o, err);
+        lsf_rules_load_unlock();
+        if (!rs)
+            return -1;
+    }
+    unsigned n = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < ds->n && rc == 0; i++)
+        rc = lsf_det_run_tests(ds->node[i], ds->v[i].origin, &x->dflt, rs, &n, err);
+    lsf_ruleset_unref(rs);
+    if (rc == 0)
+        lsf_info("%s: %u detection tests passed", x->name, n);
+    return rc;
+}
+
 /* Loads the packs' and the config's definitions into a new set; runs of
  * `old` whose id and fingerprint match are kept as they are. */
 static lsf_detset *build_set(det_ctx *x, lsf_detset *old, lsf_errbuf *err)
@@ -219,6 +251,8 @@ static lsf_detset *build_set(det_ctx *x, lsf_detset *old, lsf_errbuf *err)
             goto fail;
     }
     if (c->detections && add_list(x, &ds, c->detections, "config", err) < 0)
+        goto fail;
+    if (c->test_on_load && run_tests(x, &ds, err) < 0)
         goto fail;
     set = calloc(1, sizeof(*set));
     if (!set || !(set->runs = calloc(ds.n ? ds.n : 1, sizeof(lsf_detrun *))))

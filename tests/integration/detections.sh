@@ -213,7 +213,7 @@ cp "$PACKS"/*.yaml "$T/packs2/"
 lsf_start reload < <(config reload | sed "s|$PACKS|$T/packs2|g") || finish
 send reload reload1
 wait_until 10 has_events 6 "$T/reload.events.jsonl"
-sed -i 's/threshold: {count: 3, window: 5m}/threshold: {count: 2, window: 5m}/' "$T/packs2/sudo.yaml"
+sed -i 's/name: repeated sudo\/su failures/name: repeated sudo or su failures/' "$T/packs2/sudo.yaml"
 kill -HUP "${LSF_PID[reload]}"
 wait_until 10 grep -q 'det: 6 unchanged detections keep their state' "$T/reload.err"
 check "reload: the changed sudo detection starts anew, the 6 others keep their state" \
@@ -271,6 +271,27 @@ out=$("$LOGSIFT" check -c "$T/bad2.yaml" 2>&1)
 check "check: a duplicate id is refused with both positions" \
     grep -q "bad2.yaml:3:63: detection id 'a' is already defined at .*bad2.yaml:3:37" <<<"$out"
 note "$out"
+cat >"$T/bad3.yaml" <<EOF
+inputs: [{type: stdin}]
+transforms:
+  - {type: rules, packs: [$PACKS]}
+  - type: detections
+    packs: [$PACKS]
+    detections:
+      - id: three.failures
+        when: {rule.id: sshd.auth.failed}
+        threshold: {count: 3, window: 1m}
+        tests:
+          - events: [{line: '<38>1 2026-03-03T10:00:00Z h sshd 1 - - Failed password for root from 192.0.2.1 port 1 ssh2', repeat: 3, every: 40s}]
+            expect: {alerts: 1}
+sinks: [{type: stdout}]
+EOF
+out=$("$LOGSIFT" check -c "$T/bad3.yaml" 2>&1)
+check "check: a detection test that fails (3 failures over 80 s are not 3 in a minute)" \
+    grep -q "bad3.yaml:11:13: detection three.failures, test 1: 0 alerts, expected 1" <<<"$out"
+note "$(tail -n 1 <<<"$out")"
+out=$("$LOGSIFT" check 2>&1)
+check "check: the default packs' detection tests pass" grep -q 'detections: 14 detection tests passed' <<<"$out"
 check "the built-in configuration runs the detections and writes alerts.jsonl" \
     grep -q 'detections.*kinds: \[alert\]\|alerts.jsonl, kinds: \[alert\]' <("$LOGSIFT" config)
 finish
