@@ -341,6 +341,10 @@ static void phase_match(lsf_detector *d, const lsf_detset *set, dwork *w, const 
 {
     w->nm = 0;
     w->klen = 0;
+    if (!w->keys) { /* never NULL: an empty key (no group_by) still points somewhere */
+        w->kcap = 256;
+        w->keys = xrealloc(NULL, w->kcap);
+    }
     uint64_t no_group = 0, no_value = 0;
     for (uint32_t i = 0; i < b->n && set->n; i++) {
         const lsf_event *ev = &b->events[i];

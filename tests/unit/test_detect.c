@@ -319,6 +319,20 @@ static void test_score(void **state)
     h_free(&h);
 }
 
+static void test_no_group(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, "- id: everything\n  threshold: {count: 3, window: 1m}\n", 4, 16);
+    ev(&h, S(0), "a=1", NULL);
+    ev(&h, S(1), "b=2", NULL);
+    ev(&h, S(2), "c=3", NULL);
+    flush(&h);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.g[0].key, "all events");
+    h_free(&h);
+}
+
 /* ---- distinct ------------------------------------------------------------------ */
 
 static const char scan_yaml[] = "- id: portscan\n"
@@ -894,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_bruteforce),
         cmocka_unit_test(test_escalate),
         cmocka_unit_test(test_score),
+        cmocka_unit_test(test_no_group),
         cmocka_unit_test(test_portscan),
         cmocka_unit_test(test_distinct_hll),
         cmocka_unit_test(test_silent_host),
