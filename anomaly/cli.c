@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "anomaly/anomaly.h"
-#include "anomaly/hash.h"
 #include "core/log.h"
 
 /* ---- logsift score ---------------------------------------------------------------- */
@@ -264,8 +263,6 @@ out:
 
 /* ---- logsift templates ------------------------------------------------------------- */
 
-#define TPL_MAGIC "LSFTMPL1"
-
 static void templates_usage(FILE *f)
 {
     fprintf(f, "usage: logsift templates [-s STATE] [FILE]\n"
@@ -273,56 +270,6 @@ static void templates_usage(FILE *f)
                "  line,template_id,template CSV, mined online in one pass.\n"
                "  -s STATE: restore the templates from STATE if it exists, save them there at the\n"
                "  end (template ids then stay the same across runs).\n");
-}
-
-static int state_load(lsf_miner *m, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    char head[24];
-    int rc = -1;
-    unsigned char *body = NULL;
-    uint64_t len, sum;
-    if (fread(head, 1, sizeof(head), f) == sizeof(head) && memcmp(head, TPL_MAGIC, 8) == 0) {
-        memcpy(&len, head + 8, 8);
-        memcpy(&sum, head + 16, 8);
-        body = len < (1ULL << 34) ? malloc(len ? len : 1) : NULL;
-        if (body && fread(body, 1, len, f) == len && lsf_hash64(body, len, 7) == sum) {
-            lsf_rbuf r = {body, len, 0, false};
-            rc = lsf_miner_load(m, &r);
-        }
-    }
-    free(body);
-    fclose(f);
-    if (rc < 0)
-        fprintf(stderr, "logsift templates: %s is not a usable template state; ignored\n", path);
-    return rc;
-}
-
-static int state_save(lsf_miner *m, const char *path)
-{
-    lsf_wbuf w = {0};
-    lsf_miner_save(m, &w);
-    uint64_t sum = lsf_hash64(w.p, w.len, 7), len = w.len;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int rc = -1;
-    if (f) {
-        rc = fwrite(TPL_MAGIC, 1, 8, f) == 8 && fwrite(&len, 8, 1, f) == 1 &&
-                     fwrite(&sum, 8, 1, f) == 1 && fwrite(w.p, 1, w.len, f) == w.len
-                 ? 0
-                 : -1;
-        if (fclose(f) != 0 || rc < 0 || rename(tmp, path) < 0) {
-            rc = -1;
-            unlink(tmp);
-        }
-    }
-    if (rc < 0)
-        fprintf(stderr, "logsift templates: cannot save %s: %s\n", path, strerror(errno));
-    lsf_wbuf_free(&w);
-    return rc;
 }
 
 static void put_csv_quoted(const char *s, size_t n)
@@ -362,9 +309,19 @@ int lsf_anomaly_cmd_templates(int argc, char **argv)
         fprintf(stderr, "logsift templates: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    lsf_miner *m = lsf_miner_new(NULL);
-    if (state)
-        state_load(m, state);
+    /* the rare_template detector's miner, and the stage's snapshot format for -s */
+    lsf_anom a;
+    memset(&a, 0, sizeof(a));
+    lsf_errbuf err = {{0}};
+    if (lsf_anom_default(&a, LSF_ANOM_RARE_TEMPLATE, "templates", &err) < 0) {
+        fprintf(stderr, "logsift templates: %s\n", err.msg);
+        if (in != stdin)
+            fclose(in);
+        return 1;
+    }
+    lsf_miner *m = a.det[0].miner;
+    if (state && lsf_anom_snapshot_load(&a, state, &err) < 0)
+        fprintf(stderr, "logsift templates: %s\n", err.msg);
     static char obuf[1 << 16];
     setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
     printf("line,template_id,template\n");
@@ -384,10 +341,12 @@ int lsf_anomaly_cmd_templates(int argc, char **argv)
     int rc = ferror(in) ? 1 : 0;
     if (rc)
         fprintf(stderr, "logsift templates: %s: %s\n", path, strerror(errno));
-    if (state && state_save(m, state) < 0)
+    if (state && lsf_anom_snapshot_save(&a, state, &err) < 0) {
+        fprintf(stderr, "logsift templates: %s\n", err.msg);
         rc = 1;
+    }
     free(line);
-    lsf_miner_free(m);
+    lsf_anom_free(&a);
     if (in != stdin)
         fclose(in);
     if (fflush(stdout) != 0)
