@@ -108,6 +108,12 @@ enum lsf_seen lsf_firstseen_add(lsf_firstseen *f, uint64_t hash, int64_t time_ns
     return learning ? LSF_SEEN_LEARNING : LSF_SEEN_NEW;
 }
 
+void lsf_firstseen_prefetch(const lsf_firstseen *f, uint64_t hash)
+{
+    if (f->cap)
+        __builtin_prefetch(&f->slot[(uint32_t)lsf_mix64(keyof(hash)) & (f->cap - 1)]);
+}
+
 size_t lsf_firstseen_bytes(const lsf_firstseen *f)
 {
     return (size_t)f->cap * sizeof(uint64_t);

@@ -490,6 +490,27 @@ static void prefetch_entry(anom_ctx *x, const obs *o)
         __builtin_prefetch(e);
 }
 
+/* The detector state the update will touch, once the entry is in cache. */
+static void prefetch_state(anom_ctx *x, const obs *o)
+{
+    const lsf_anom_det *d = &x->a.det[o->det];
+    const lsf_anom_shard *s = &d->shard[o->shard];
+    const lsf_anom_entry *e = s->buckets[o->hash & (s->nbuckets - 1)];
+    if (!e || e->hash != o->hash)
+        return;
+    switch (d->def.type) {
+    case LSF_ANOM_NEW_VALUE:
+        lsf_firstseen_prefetch(&e->u.values, o->vhash);
+        break;
+    case LSF_ANOM_RARE_TEMPLATE:
+        __builtin_prefetch(e->u.tpl.top.heap);
+        break;
+    default:
+        __builtin_prefetch(&e->u.series.acc[LSF_ANOM_RATE_OPEN / 2]);
+        break;
+    }
+}
+
 static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
 {
     lsf_anom_det *d = &x->a.det[o->det];
@@ -592,11 +613,14 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
         }
         uint32_t from = w->shard_off[k], to = w->shard_off[k + 1];
         /* keys are cache misses: ask for all the shard's buckets, then all its
-         * entries, so the misses overlap instead of following one another */
+         * entries, then the state in them, so the misses overlap instead of
+         * following one another */
         for (uint32_t j = from; j < to; j++)
             prefetch_bucket(x, &w->o[w->order[j]]);
         for (uint32_t j = from; j < to; j++)
             prefetch_entry(x, &w->o[w->order[j]]);
+        for (uint32_t j = from; j < to; j++)
+            prefetch_state(x, &w->o[w->order[j]]);
         for (uint32_t j = from; j < to; j++)
             apply(x, w, b, &w->o[w->order[j]]);
         if (wm)

@@ -237,6 +237,8 @@ void lsf_firstseen_free(lsf_firstseen *f);
  * 2)). */
 enum lsf_seen lsf_firstseen_add(lsf_firstseen *f, uint64_t hash, int64_t time_ns, int64_t learn_ns,
                                 double *p_new);
+/* Asks the CPU for the slot of `hash` ahead of an add (a hint, no effect). */
+void lsf_firstseen_prefetch(const lsf_firstseen *f, uint64_t hash);
 size_t lsf_firstseen_bytes(const lsf_firstseen *f);
 void lsf_firstseen_save(const lsf_firstseen *f, lsf_wbuf *w);
 int lsf_firstseen_load(lsf_firstseen *f, lsf_rbuf *r);
