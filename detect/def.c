@@ -547,6 +547,11 @@ int lsf_detdef_parse(lsf_detdef *d, const lsf_node *node, const char *origin,
             return -1;
         d->hll_p = (uint8_t)u;
     }
+    d->refs = xcalloc(d->ngroup + 1, sizeof(lsf_fieldref));
+    for (uint32_t i = 0; i < d->ngroup; i++)
+        d->refs[i] = lsf_fieldref_make(d->group_by[i]);
+    if (d->field)
+        d->refs[d->ngroup] = lsf_fieldref_make(d->field);
     if (d->type != LSF_DET_SEQUENCE && d->window_ns / d->buckets < NS_PER_MS)
         return lsf_node_error(err, node, "detection %s: window / buckets is under a millisecond",
                               d->id);
@@ -565,6 +570,7 @@ void lsf_detdef_free(lsf_detdef *d)
         free(d->group_by[i]);
     free(d->group_by);
     free(d->field);
+    free(d->refs);
     for (uint32_t i = 0; i < d->nsteps; i++)
         lsf_when_free(d->steps[i].when);
     free(d->steps);

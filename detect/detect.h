@@ -72,6 +72,8 @@ typedef struct lsf_det_escalate {
     int severity; /* 1..5 */
 } lsf_det_escalate;
 
+struct lsf_fieldref; /* rules/rules_int.h: a field name resolved once */
+
 typedef struct lsf_detdef {
     char *id, *name, *description;
     char *origin;          /* "sshd" (pack name) or "config" */
@@ -80,6 +82,7 @@ typedef struct lsf_detdef {
     char **group_by;
     uint32_t ngroup;
     char *field;           /* distinct / value field */
+    struct lsf_fieldref *refs; /* group_by[0..ngroup), then field: how to read them */
     uint8_t agg, cmp;      /* value */
     double limit;          /* count (threshold, distinct, score) or value limit */
     double score_min;      /* score */

@@ -32,6 +32,7 @@
 #include "anomaly/hash.h"
 #include "core/log.h"
 #include "detect/detect.h"
+#include "rules/rules_int.h"
 
 #define KEY_VALUE_MAX 1024 /* bytes of one group_by value kept in a key */
 #define KEY_SEED 0x64657465637421ULL
@@ -218,27 +219,38 @@ void lsf_detector_restored(lsf_detector *d, int64_t wm_ns)
 
 /* ---- phase 1: matching -------------------------------------------------------- */
 
-static bool is_alert(const lsf_event *ev)
+/* One pass over the event's fields: is it an alert, and its anomaly.score. */
+static bool scan_event(const lsf_event *ev, double *score)
 {
-    const lsf_field *f = lsf_event_find(ev, LSF_STR_LIT("event.kind"));
-    return f && f->type == LSF_T_STR && lsf_str_eq_cstr(f->v.s, "alert");
+    *score = -1;
+    for (uint16_t i = 0; i < ev->nfields; i++) {
+        const lsf_field *f = &ev->fields[i];
+        if (f->type == LSF_T_STR && lsf_str_eq(f->name, LSF_STR_LIT("event.kind")) &&
+            lsf_str_eq_cstr(f->v.s, "alert"))
+            return true;
+        if ((f->type == LSF_T_FLOAT || f->type == LSF_T_INT) &&
+            lsf_str_eq(f->name, LSF_STR_LIT("anomaly.score")))
+            *score = f->type == LSF_T_FLOAT ? f->v.f : (double)f->v.i;
+    }
+    return false;
 }
 
-static bool number_of(const lsf_event *ev, const char *name, double *out)
+static bool number_of(const lsf_event *ev, const lsf_fieldref *ref, double *out)
 {
-    lsf_str nm = lsf_str_make(name, strlen(name));
-    const lsf_field *f = lsf_event_find(ev, nm);
-    if (f && f->type == LSF_T_INT) {
-        *out = (double)f->v.i;
-        return true;
-    }
-    if (f && f->type == LSF_T_FLOAT) {
-        *out = f->v.f;
-        return true;
+    if (ref->fx == LSF_FX_DYNAMIC) {
+        const lsf_field *f = lsf_event_find(ev, ref->name);
+        if (f && f->type == LSF_T_INT) {
+            *out = (double)f->v.i;
+            return true;
+        }
+        if (f && f->type == LSF_T_FLOAT) {
+            *out = f->v.f;
+            return true;
+        }
     }
     char scratch[48], buf[64], *end;
     lsf_str v;
-    if (!lsf_event_get_str(ev, nm, scratch, &v) || !v.len || v.len >= sizeof(buf))
+    if (!lsf_fieldref_get(ev, ref, scratch, &v) || !v.len || v.len >= sizeof(buf))
         return false;
     memcpy(buf, v.ptr, v.len);
     buf[v.len] = 0;
@@ -275,8 +287,7 @@ static bool group_key(const lsf_detdef *d, const lsf_event *ev, dwork *w, uint32
     for (uint32_t g = 0; g < d->ngroup; g++) {
         char scratch[48];
         lsf_str v;
-        if (!lsf_event_get_str(ev, lsf_str_make(d->group_by[g], strlen(d->group_by[g])), scratch,
-                               &v)) {
+        if (!lsf_fieldref_get(ev, &d->refs[g], scratch, &v)) {
             w->klen = start;
             return false;
         }
@@ -290,12 +301,8 @@ static bool group_key(const lsf_detdef *d, const lsf_event *ev, dwork *w, uint32
 }
 
 static void match_event(lsf_detector *d, const lsf_detset *set, dwork *w, const lsf_event *ev,
-                        uint32_t i, uint64_t *no_group, uint64_t *no_value)
+                        uint32_t i, double score, uint64_t *no_group, uint64_t *no_value)
 {
-    double score = -1;
-    const lsf_field *sf = lsf_event_find(ev, LSF_STR_LIT("anomaly.score"));
-    if (sf && (sf->type == LSF_T_FLOAT || sf->type == LSF_T_INT))
-        score = sf->type == LSF_T_FLOAT ? sf->v.f : (double)sf->v.i;
     for (uint32_t ri = 0; ri < set->n; ri++) {
         const lsf_detdef *def = &set->runs[ri]->def;
         if (def->when && !lsf_when_match(def->when, ev))
@@ -312,12 +319,13 @@ static void match_event(lsf_detector *d, const lsf_detset *set, dwork *w, const 
         } else if (def->type == LSF_DET_DISTINCT) {
             char scratch[48];
             lsf_str v;
-            if (!lsf_event_get_str(ev, lsf_str_make(def->field, strlen(def->field)), scratch, &v)) {
+            if (!lsf_fieldref_get(ev, &def->refs[def->ngroup], scratch, &v)) {
                 (*no_value)++;
                 continue;
             }
             m.vhash = lsf_hash64(v.ptr, v.len, KEY_SEED);
-        } else if (def->type == LSF_DET_VALUE && !number_of(ev, def->field, &m.value)) {
+        } else if (def->type == LSF_DET_VALUE &&
+                   !number_of(ev, &def->refs[def->ngroup], &m.value)) {
             (*no_value)++;
             continue;
         }
@@ -348,9 +356,10 @@ static void phase_match(lsf_detector *d, const lsf_detset *set, dwork *w, const 
     uint64_t no_group = 0, no_value = 0;
     for (uint32_t i = 0; i < b->n && set->n; i++) {
         const lsf_event *ev = &b->events[i];
-        if ((ev->flags & LSF_EV_DROPPED) || is_alert(ev))
+        double score;
+        if ((ev->flags & LSF_EV_DROPPED) || scan_event(ev, &score))
             continue;
-        match_event(d, set, w, ev, i, &no_group, &no_value);
+        match_event(d, set, w, ev, i, score, &no_group, &no_value);
     }
     if (no_group)
         lsf_counter_add(d->c_no_group, no_group);
