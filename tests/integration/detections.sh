@@ -172,6 +172,18 @@ out=$("$LOGSIFT" tail --from-beginning --max 1 --id 'firewall.*' --json "$A")
 check "tail --id --json: the alert as JSON" ev count /dev/stdin rule.id=firewall.portscan <<<"$out"
 out=$("$LOGSIFT" tail --from-beginning --max 1 --where user.name=alice "$A")
 check "tail --where: a group_by field" grep -q 'sudo.failures' <<<"$out"
+# tail follows a rotated file (rename, new file) like tail -F
+: >"$T/rot.jsonl"
+bg "$LOGSIFT" tail --max 2 "$T/rot.jsonl" >"$T/rot.out" 2>"$T/rot.err"
+ROT=$BG_PID
+wait_until 10 grep -q following "$T/rot.err"
+sed -n 1p "$A" >>"$T/rot.jsonl"
+wait_until 10 has_lines "$T/rot.out" 1
+mv "$T/rot.jsonl" "$T/rot.jsonl.1"
+sed -n 4p "$A" >"$T/rot.jsonl"
+wait_until 10 not alive "$ROT"
+check "tail: follows the file through a rotation" \
+    test "$(awk '{print $4}' "$T/rot.out" | tr '\n' ' ')" = "ssh.bruteforce ssh.password_spraying "
 lsf_stop live
 check "live: logsift exits 0" test "$LSF_RC" = 0
 check "live: snapshot written at shutdown" test -s "$T/live/det.snapshot"
