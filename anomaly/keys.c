@@ -9,7 +9,7 @@
  * Evictions are counted (<stage>.<detector>.evicted); an evicted key starts
  * over (learning again) if it comes back.
  *
- * Cost per key: the entry (~200 bytes + the key text) plus what its
+ * Cost per key: the entry (~700 bytes + the key text) plus what its
  * detector keeps (model.c, firstseen.c, topk.c report their bytes), plus
  * 8 bytes of hash bucket.
  *

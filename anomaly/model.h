@@ -47,7 +47,8 @@ typedef struct lsf_model_result {
     double score;     /* 0..1: 1 - p, or 1 - sqrt(p) during a cooldown */
     double p;         /* combined tail probability (Bonferroni over measures) */
     double expected;  /* recent median (the seasonal mean for LSF_MEASURE_SEASON) */
-    double deviation; /* robust z-score: (x - median) / (1.4826 MAD), 0 without spread */
+    double deviation; /* robust z-score: (x - median) / (1.4826 MAD), 0 without spread;
+                       * NaN when p >= 0.5 (not worth the O(window) it costs) */
     int measure;      /* enum lsf_model_measure of the smallest p */
     bool learning;    /* fewer than `learn` observations: score is 0 */
     bool suppressed;  /* in a cooldown after a stronger peak */

@@ -30,6 +30,7 @@
  * Threads: the caller owns each instance.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "anomaly/stats.h"
@@ -63,10 +64,31 @@ static float *slot_ptr(const lsf_novelty *nv, uint32_t i, unsigned d)
     return nv->mem + ((size_t)(i / LANES) * nv->dims + d) * LANES + i % LANES;
 }
 
+typedef int32_t vmask __attribute__((vector_size(LANES * sizeof(int32_t))));
+
+/* True when some lane of acc is below best (no lane extraction). */
+static inline bool any_below(vlanes acc, vlanes best)
+{
+    vmask m = acc < best;
+    uint64_t w[LANES / 2];
+    memcpy(w, &m, sizeof(w));
+    uint64_t o = 0;
+    for (unsigned i = 0; i < LANES / 2; i++)
+        o |= w[i];
+    return o != 0;
+}
+
+/* Built twice where the compiler can (AVX2 and baseline), picked at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
 {
     const unsigned dims = nv->dims;
     float best = INFINITY;
+    vlanes bestv;
+    for (unsigned l = 0; l < LANES; l++)
+        bestv[l] = INFINITY;
     uint32_t blocks = (nv->n + LANES - 1) / LANES;
     vlanes q[LSF_NOVELTY_MAX_DIMS];
     for (unsigned d = 0; d < dims; d++)
@@ -84,10 +106,7 @@ double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
             acc += e * e;
         }
         /* abandon the block when every lane is already past the best */
-        float lo = acc[0];
-        for (unsigned l = 1; l < LANES; l++)
-            lo = acc[l] < lo ? acc[l] : lo;
-        if (lo >= best)
+        if (!any_below(acc, bestv))
             continue;
         for (; d < dims; d++) {
             vlanes v;
@@ -95,8 +114,12 @@ double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
             vlanes e = q[d] - v;
             acc += e * e;
         }
+        if (!any_below(acc, bestv))
+            continue;
         for (unsigned l = 0; l < LANES; l++)
             best = acc[l] < best ? acc[l] : best;
+        for (unsigned l = 0; l < LANES; l++)
+            bestv[l] = best;
     }
     return isinf(best) ? INFINITY : sqrt((double)best);
 }
