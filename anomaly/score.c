@@ -122,8 +122,9 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int parse_score(const anom_conf *c, const lsf_stage *st, const char *key, const char *s,
-                       double *out, lsf_errbuf *err)
+/* A score setting (0..1) of the stage; an error at its position otherwise. */
+static int parse_score(const lsf_stage *st, const char *key, const char *s, double *out,
+                       lsf_errbuf *err)
 {
     char *end;
     errno = 0;
@@ -132,7 +133,6 @@ static int parse_score(const anom_conf *c, const lsf_stage *st, const char *key,
         return lsf_node_error(err, lsf_node_get(st->node, key) ? lsf_node_get(st->node, key)
                                                                 : st->node,
                               "%s: expected a score between 0 and 1, got '%s'", key, s);
-    (void)c;
     *out = v;
     return 0;
 }
@@ -176,7 +176,8 @@ static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, boo
     }
     if (f && f->type == LSF_T_FLOAT) {
         *x = f->v.f;
-        return isfinite(*x) || !(*bad = true);
+        *bad = !isfinite(*x);
+        return !*bad;
     }
     char scratch[32], tmp[64];
     lsf_str v;
@@ -641,8 +642,8 @@ static int anom_init(lsf_stage *st, lsf_errbuf *err)
     anom_conf *c = st->conf;
     lsf_anom *a = &x->a;
     a->name = st->name;
-    if (parse_score(c, st, "cutoff", c->cutoff, &a->cutoff, err) < 0 ||
-        parse_score(c, st, "annotate", c->annotate, &a->annotate, err) < 0)
+    if (parse_score(st, "cutoff", c->cutoff, &a->cutoff, err) < 0 ||
+        parse_score(st, "annotate", c->annotate, &a->annotate, err) < 0)
         return -1;
     if (a->annotate > a->cutoff)
         return lsf_node_error(err, lsf_node_get(st->node, "annotate"),
