@@ -78,6 +78,18 @@ static inline bool any_below(vlanes acc, vlanes best)
     return o != 0;
 }
 
+/* acc += squared differences of q and a block's vectors, dimensions [from, to). */
+static inline void add_squares(vlanes *acc, const vlanes *q, const float *base, unsigned from,
+                               unsigned to)
+{
+    for (unsigned d = from; d < to; d++) {
+        vlanes v;
+        memcpy(&v, base + d * LANES, sizeof(v));
+        vlanes e = q[d] - v;
+        *acc += e * e;
+    }
+}
+
 /* Built twice where the compiler can (AVX2 and baseline), picked at load. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
@@ -98,22 +110,11 @@ double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
     for (uint32_t b = 0; b < blocks; b++) {
         const float *base = nv->mem + (size_t)b * dims * LANES;
         vlanes acc = {0};
-        unsigned d = 0;
-        for (; d < half; d++) {
-            vlanes v;
-            memcpy(&v, base + d * LANES, sizeof(v));
-            vlanes e = q[d] - v;
-            acc += e * e;
-        }
+        add_squares(&acc, q, base, 0, half);
         /* abandon the block when every lane is already past the best */
         if (!any_below(acc, bestv))
             continue;
-        for (; d < dims; d++) {
-            vlanes v;
-            memcpy(&v, base + d * LANES, sizeof(v));
-            vlanes e = q[d] - v;
-            acc += e * e;
-        }
+        add_squares(&acc, q, base, half, dims);
         if (!any_below(acc, bestv))
             continue;
         for (unsigned l = 0; l < LANES; l++)
