@@ -32,15 +32,19 @@ void lsf_ewma_init(lsf_ewma *e, double half_life)
     e->alpha = 1 - exp2(-1.0 / half_life);
 }
 
+void lsf_ewma_step(double *mean, double *var, uint64_t n, double alpha, double x)
+{
+    double a = 1.0 / (double)n;
+    if (a < alpha)
+        a = alpha;
+    double d = x - *mean;
+    *mean += a * d;
+    *var = (1 - a) * (*var + a * d * d);
+}
+
 void lsf_ewma_add(lsf_ewma *e, double x)
 {
-    e->n++;
-    double a = 1.0 / (double)e->n;
-    if (a < e->alpha)
-        a = e->alpha;
-    double d = x - e->mean;
-    e->mean += a * d;
-    e->var = (1 - a) * (e->var + a * d * d);
+    lsf_ewma_step(&e->mean, &e->var, ++e->n, e->alpha, x);
 }
 
 double lsf_ewma_sd(const lsf_ewma *e)

@@ -63,13 +63,10 @@ void lsf_seasonal_add(lsf_seasonal *s, int64_t time_ns, double x)
             lsf_die("out of memory (seasonal baseline)");
     }
     lsf_season_bucket *b = &s->b[lsf_seasonal_bucket(s, time_ns)];
-    b->n++;
-    double a = 1.0 / b->n;
-    if (a < s->alpha)
-        a = s->alpha;
-    double d = x - b->mean;
-    b->mean = (float)(b->mean + a * d);
-    b->var = (float)((1 - a) * (b->var + a * d * d));
+    double mean = b->mean, var = b->var;
+    lsf_ewma_step(&mean, &var, ++b->n, s->alpha, x); /* ewma.c, kept in floats */
+    b->mean = (float)mean;
+    b->var = (float)var;
 }
 
 bool lsf_seasonal_expect(const lsf_seasonal *s, int64_t time_ns, uint32_t min_n, double *mean,

@@ -39,6 +39,9 @@ typedef struct lsf_ewma {
  * that many newer ones. Until 1/n < alpha the mean is the plain average. */
 void lsf_ewma_init(lsf_ewma *e, double half_life);
 void lsf_ewma_add(lsf_ewma *e, double x);
+/* The update itself, for callers that keep mean and variance elsewhere (the
+ * seasonal buckets): n is the count including x. */
+void lsf_ewma_step(double *mean, double *var, uint64_t n, double alpha, double x);
 /* (x - mean) / sd, or 0 before `warmup` observations or with zero spread. */
 double lsf_ewma_z(const lsf_ewma *e, double x, uint64_t warmup);
 double lsf_ewma_sd(const lsf_ewma *e);
