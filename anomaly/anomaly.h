@@ -22,6 +22,7 @@
 #ifndef LSF_ANOMALY_H
 #define LSF_ANOMALY_H
 
+#include "core/turn.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -203,11 +204,7 @@ void lsf_anom_explain(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_anom_r
 
 /* ---- the detector set (score.c) ------------------------------------------ */
 
-typedef struct lsf_anom_ticket {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    uint64_t next;
-} lsf_anom_ticket;
+typedef lsf_turn lsf_anom_ticket; /* core/turn.h */
 
 typedef struct lsf_anom {
     lsf_anom_det *det;

@@ -463,20 +463,6 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 
 /* ---- phase 2: state, per shard in batch order -------------------------------------- */
 
-static void ticket_wait(lsf_anom_ticket *t, uint64_t seq)
-{
-    pthread_mutex_lock(&t->m);
-    while (t->next != seq)
-        pthread_cond_wait(&t->c, &t->m);
-}
-
-static void ticket_done(lsf_anom_ticket *t)
-{
-    t->next++;
-    pthread_cond_broadcast(&t->c);
-    pthread_mutex_unlock(&t->m);
-}
-
 static void prefetch_bucket(anom_ctx *x, const obs *o)
 {
     const lsf_anom_shard *s = &x->a.det[o->det].shard[o->shard];
@@ -606,7 +592,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
     int64_t wm = 0;
     for (uint32_t k = 0; k < a->nshards; k++) {
         lsf_anom_ticket *tk = &a->tk[k];
-        ticket_wait(tk, b->seq);
+        lsf_turn_wait(tk, b->seq);
         if (k == 0) { /* the watermark after this batch: read only here, under ticket 0 */
             if (tmax > a->watermark_ns)
                 a->watermark_ns = tmax;
@@ -626,7 +612,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
             apply(x, w, b, &w->o[w->order[j]]);
         if (wm)
             sweep(x, w, b, k, wm);
-        ticket_done(tk);
+        lsf_turn_done(tk);
     }
     if (a->ndet > 1)
         list_detectors(x, w, b);
@@ -657,8 +643,7 @@ static int anom_init(lsf_stage *st, lsf_errbuf *err)
     if (!a->tk)
         lsf_die("out of memory");
     for (uint32_t k = 0; k < a->nshards; k++) {
-        pthread_mutex_init(&a->tk[k].m, NULL);
-        pthread_cond_init(&a->tk[k].c, NULL);
+        lsf_turn_init(&a->tk[k]);
     }
     x->nworkers = lsf_pipeline_nworkers(st->pipeline);
     if (x->nworkers < 1)
@@ -704,8 +689,7 @@ static void anom_destroy(lsf_stage *st)
     }
     if (x->a.tk)
         for (uint32_t k = 0; k < x->a.nshards; k++) {
-            pthread_mutex_destroy(&x->a.tk[k].m);
-            pthread_cond_destroy(&x->a.tk[k].c);
+            lsf_turn_deinit(&x->a.tk[k]);
         }
     free(x->a.tk);
     x->a.tk = NULL;

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/turn.h"
 #include "anomaly/hash.h"
 #include "core/log.h"
 #include "detect/detect.h"
@@ -37,12 +38,7 @@
 #define KEY_VALUE_MAX 1024 /* bytes of one group_by value kept in a key */
 #define KEY_SEED 0x64657465637421ULL
 
-typedef struct ticket {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    uint64_t next;  /* seq of the batch whose turn it is */
-    char pad[64];
-} ticket;
+typedef lsf_turn ticket; /* core/turn.h */
 
 typedef struct dwork {
     lsf_dmatch *m, *sorted;
@@ -126,11 +122,9 @@ lsf_detector *lsf_detector_new(const lsf_detector_opts *o)
     if (!d->tk || !d->w)
         lsf_die("out of memory");
     for (uint32_t k = 0; k < d->o.nshards; k++) {
-        pthread_mutex_init(&d->tk[k].m, NULL);
-        pthread_cond_init(&d->tk[k].c, NULL);
+        lsf_turn_init(&d->tk[k]);
     }
-    pthread_mutex_init(&d->emit.m, NULL);
-    pthread_cond_init(&d->emit.c, NULL);
+    lsf_turn_init(&d->emit);
     for (int i = 0; i < d->o.nworkers; i++)
         d->w[i].shard_off = xrealloc(NULL, (d->o.nshards + 1) * sizeof(uint32_t));
     const char *n = o->name ? o->name : "detections";
@@ -149,11 +143,9 @@ void lsf_detector_free(lsf_detector *d)
         return;
     lsf_detset_unref(d->set);
     for (uint32_t k = 0; k < d->o.nshards; k++) {
-        pthread_mutex_destroy(&d->tk[k].m);
-        pthread_cond_destroy(&d->tk[k].c);
+        lsf_turn_deinit(&d->tk[k]);
     }
-    pthread_mutex_destroy(&d->emit.m);
-    pthread_cond_destroy(&d->emit.c);
+    lsf_turn_deinit(&d->emit);
     for (int i = 0; i < d->o.nworkers; i++) {
         dwork *w = &d->w[i];
         free(w->m);
@@ -385,20 +377,6 @@ static void phase_match(lsf_detector *d, const lsf_detset *set, dwork *w, const 
 
 /* ---- phase 2: state, in batch order per shard ----------------------------------- */
 
-static void ticket_wait(ticket *t, uint64_t seq)
-{
-    pthread_mutex_lock(&t->m);
-    while (t->next != seq)
-        pthread_cond_wait(&t->c, &t->m);
-}
-
-static void ticket_done(ticket *t)
-{
-    t->next++;
-    pthread_cond_broadcast(&t->c);
-    pthread_mutex_unlock(&t->m);
-}
-
 /* Shard 0's turn: every event's effective time and the watermark after it. */
 static void event_times(lsf_detector *d, dwork *w, const lsf_batch *b)
 {
@@ -495,7 +473,7 @@ static void phase_state(lsf_detector *d, const lsf_detset *set, dwork *w, const 
 {
     for (uint32_t k = 0; k < d->o.nshards; k++) {
         ticket *tk = &d->tk[k];
-        ticket_wait(tk, b->seq);
+        lsf_turn_wait(tk, b->seq);
         if (k == 0) {
             w->shift_ns = 0;
             event_times(d, w, b);
@@ -519,7 +497,7 @@ static void phase_state(lsf_detector *d, const lsf_detset *set, dwork *w, const 
                 fire_due(r, &r->shards[k], wm_end, w);
             lsf_dkey_expire(r, &r->shards[k], wm_end, 2);
         }
-        ticket_done(tk);
+        lsf_turn_done(tk);
     }
 }
 
@@ -539,7 +517,7 @@ static int cmp_alert(const void *pa, const void *pb)
 /* The emit ticket's turn: rate limits, then the alerts onto the batch. */
 static void emit_alerts(lsf_detector *d, dwork *w, lsf_batch *b)
 {
-    ticket_wait(&d->emit, b->seq);
+    lsf_turn_wait(&d->emit, b->seq);
     if (w->nalerts) {
         qsort(w->alerts, w->nalerts, sizeof(*w->alerts), cmp_alert);
         int64_t now = wall_ns();
@@ -554,7 +532,7 @@ static void emit_alerts(lsf_detector *d, dwork *w, lsf_batch *b)
         lsf_counter_add(d->c_alerts, n);
         w->nalerts = 0;
     }
-    ticket_done(&d->emit);
+    lsf_turn_done(&d->emit);
 }
 
 void lsf_detector_process(lsf_detector *d, lsf_batch *b, int worker)
