@@ -58,11 +58,7 @@ SCENARIOS = [
     Scenario("rules200", "4. + 200 rules", "rules", nrules=200, lines=(500000, 100000)),
     Scenario("rules1000", "4. + 1,000 rules", "rules", nrules=1000, lines=(500000, 100000)),
     # Scenario 5 runs through kafka.run_one (records counted in the topic of a
-    # fresh test broker; rsyslog with omkafka). Still to do there:
-    # conf/syslog-ng-kafka.conf (kafka-c(): unpack syslog-ng-mod-rdkafka next to
-    # syslog-ng-core in run.sh; check its count: syslog-ng drops into Kafka without
-    # flow control). Scenario 6, when logsift can run it: drop `pending`, give it
-    # a conf ("full").
+    # fresh test broker; rsyslog with omkafka, syslog-ng with kafka-c()).
     Scenario("kafka", "5. TCP -> JSON -> Kafka (lz4)", "kafka", lines=(1000000, 200000)),
     Scenario("full", "6. full pipeline (logsift only)", pending=(
         "needs GeoIP, anomaly scoring and Kafka in logsift")),

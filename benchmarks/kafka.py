@@ -15,13 +15,15 @@ connection (blast), and:
                  20 ms once 90% arrived; the window ends at the middle of the poll
                  that first saw them all (within ~20 ms; record timestamps cannot
                  serve: omkafka stamps records with the syslog time). A run that
-                 stays short for the idle timeout reports the shortfall as lost.
+                 stays short for the idle timeout reports the shortfall as lost
+                 (its window ends at the poll that saw its last record).
   CPU s, RSS MB  as in bench.py (the broker is a separate process, not counted)
 
 Every system produces with lz4, acks=all, the idempotent producer where it has
-one. Peers: rsyslog with omkafka (Debian package rsyslog-kafka); syslog-ng's
-kafka-c() needs syslog-ng-mod-rdkafka unpacked beside syslog-ng-core (not yet):
-a peer whose Kafka module is missing is reported as failed with the reason.
+one. Peers: rsyslog with omkafka (Debian package rsyslog-kafka); syslog-ng with
+kafka-c() (syslog-ng-mod-rdkafka, unpacked beside syslog-ng-core by run.sh) and
+flow control (without it, syslog-ng drops what overflows its queue, silently).
+A peer whose Kafka module is missing is reported as failed with the reason.
 
 Run alone: benchmarks/run.sh --scenarios kafka [--quick] [--systems logsift]
 """
@@ -118,8 +120,10 @@ def missing_module(system):
         if not os.path.exists(mod):
             return "omkafka is not installed (Debian package rsyslog-kafka)"
     if system == "syslog-ng":
-        return ("kafka-c() needs syslog-ng-mod-rdkafka unpacked beside syslog-ng-core "
-                "(benchmarks/run.sh does not fetch it yet)")
+        root = os.environ.get("BENCH_SYSLOG_NG_ROOT") or "/"
+        if not os.path.exists(os.path.join(root, "usr/lib/syslog-ng/3.38/libkafka.so")):
+            return ("kafka-c() is missing: syslog-ng-mod-rdkafka is neither installed nor "
+                    "unpacked beside syslog-ng-core (benchmarks/run.sh does that)")
     if shutil.which("kcat") is None:
         return "kcat is not installed (Debian package kcat)"
     return None
@@ -156,9 +160,10 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
             t0 = time.time_ns()
             count = broker.count()
             if count != last:
+                # A run that stays short ends at the poll that saw its last record.
                 last, last_growth = count, now
-            if count >= expected:
                 end_ns = (t0 + time.time_ns()) // 2
+            if count >= expected:
                 break
             if d.proc.poll() is not None:
                 res["error"] = f"exited with {d.proc.returncode}: {d.log_tail()}"
@@ -179,6 +184,8 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
         count = broker.count()
         secs = (end_ns - start_ns) / 1e9 if end_ns and start_ns else float("nan")
         delivered = min(count, expected)
+        if not delivered:
+            res["error"] = res["error"] or "no record reached the topic: " + d.log_tail()
         res.update(lines_out=count, lost=expected - delivered, secs=secs,
                    lps=delivered / secs if secs > 0 else 0.0,
                    mbps=inp["bytes"] * delivered / expected / secs / 1e6 if secs > 0 else 0.0,

@@ -5,8 +5,8 @@
 #
 # Peers: rsyslog is installed with apt-get when missing (the tests use it too).
 # Debian's syslog-ng-core conflicts with rsyslog (each is "the system logger"), so
-# unless syslog-ng is already installed, its package (and later the rdkafka
-# module) is fetched with `apt-get download` and unpacked under
+# unless syslog-ng is already installed, its package and the rdkafka module
+# (kafka-c(), scenario 5) are fetched with `apt-get download` and unpacked under
 # $BUILD/bench/peers; it is run from there with its own module path, never
 # installed or started as a service. Its shared libraries come from apt.
 set -euo pipefail
@@ -41,8 +41,10 @@ need=()
 installed rsyslog || need+=(rsyslog)
 installed rsyslog-kafka || need+=(rsyslog-kafka)   # omkafka, the rsyslog peer of scenario 5
 installed python3 || need+=(python3)
-if ! installed syslog-ng-core; then
-    for p in libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3; do
+if installed syslog-ng-core; then
+    installed syslog-ng-mod-rdkafka || need+=(syslog-ng-mod-rdkafka)   # kafka-c(), scenario 5
+else
+    for p in libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 librdkafka1; do
         installed "$p" || need+=("$p")
     done
 fi
@@ -53,12 +55,14 @@ if installed syslog-ng-core; then
 else
     peers="$out/peers"
     sng="$peers/syslog-ng"
-    if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
-        echo "bench: unpacking syslog-ng-core into $sng (not installed: it conflicts with rsyslog)"
+    # The rdkafka module must be the same build as the core (its package pins the
+    # core's exact version), so both come from the same apt lists in one download.
+    if [ ! -x "$sng/usr/sbin/syslog-ng" ] || [ ! -e "$sng/usr/lib/syslog-ng/3.38/libkafka.so" ]; then
+        echo "bench: unpacking syslog-ng-core and syslog-ng-mod-rdkafka into $sng (not installed: syslog-ng-core conflicts with rsyslog)"
         rm -rf "$peers/debs" "$sng"
         mkdir -p "$peers/debs" "$sng"
         [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
-        (cd "$peers/debs" && apt-get download -q syslog-ng-core 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+        (cd "$peers/debs" && apt-get download -q syslog-ng-core syslog-ng-mod-rdkafka 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
         for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$sng"; done
     fi
     export BENCH_SYSLOG_NG="$sng/usr/sbin/syslog-ng" BENCH_SYSLOG_NG_ROOT="$sng"
