@@ -124,10 +124,10 @@ fuzz: deps
 	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	done
 
-bench: deps logsift
+bench: deps logsift $(BUILD)/tools/kafka_broker
 	@BUILD=$(BUILD) benchmarks/run.sh --record --command "make bench"
 
-bench-quick: deps logsift
+bench-quick: deps logsift $(BUILD)/tools/kafka_broker
 	@BUILD=$(BUILD) benchmarks/run.sh --quick --record --command "make bench-quick"
 
 bench-rules: deps $(BUILD)/liblogsift.a

@@ -33,6 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import rules  # noqa: E402  (benchmarks/rules.py: the rule sets of scenarios 3 and 4)
 import kafka  # noqa: E402  (benchmarks/kafka.py: scenario 5 against the project's test broker)
 
@@ -613,6 +614,7 @@ def main():
 
     pending = {s.key: logsift_pending(s) for s in scenarios if logsift_pending(s)}
     results, inputs = [], {}
+    loads = [os.getloadavg()[0]]  # 1-minute load average, sampled after every run
     try:
         for scn in scenarios:
             if scn.pending:
@@ -636,6 +638,7 @@ def main():
                     one = kafka.run_one if scn.conf in ("kafka", "full") else run_one
                     r = one(system, scn, inp, tmp, run, rules_paths, idle_timeout=5.0)
                     results.append(r)
+                    loads.append(os.getloadavg()[0])
                     msg = (f"{r['lps']:>10,.0f} lines/s {r['mbps']:6.1f} MB/s cpu {r['cpu']:6.2f}s"
                            f" rss {r['rss']:6.1f} MB lost {r['lost']:,}") if "lps" in r else ""
                     if r.get("matched") is not None:
@@ -657,7 +660,9 @@ def main():
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"{stamp}, commit {at_commit}, {machine()}; input {inp_desc} "
               f"(benchmarks/gen.c, seed 20260303, one TCP connection); median of {runs} run(s)"
-              f" (min-max); took {elapsed / 60:.1f} min")
+              f" (min-max); took {elapsed / 60:.1f} min; 1-minute load average"
+              f" {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}; the"
+              f" benchmark itself adds up to ~2)")
     print()
     print(header)
     print()

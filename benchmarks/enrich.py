@@ -34,6 +34,7 @@ import types
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import bench  # noqa: E402  (the harness: run_one, make_input, Daemon)
 import rules  # noqa: E402
 
