@@ -570,6 +570,26 @@ def profile_logsift(tmp, lines, scenario):
         print("\n".join(body[:30]))
 
 
+README_BEGIN = "<!-- bench-headline: rewritten by benchmarks/bench.py --record (make bench) -->"
+README_END = "<!-- /bench-headline -->"
+
+
+def update_readme(header, head):
+    """Puts the headline table of a recorded `make bench` into README.md between
+    its markers (the Performance section). Returns False when the markers are
+    missing (README.md is left alone)."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    a, b = text.find(README_BEGIN), text.find(README_END)
+    if a < 0 or b < a:
+        return False
+    body = f"{README_BEGIN}\nLatest `make bench`: {header}.\n\n{head}\n"
+    with open(path, "w") as f:
+        f.write(text[:a] + body + text[b:])
+    return True
+
+
 # ---- main -----------------------------------------------------------------------------
 
 KEEP = False
@@ -676,6 +696,11 @@ def main():
             f.write(f"\n## {stamp}: `{args.command or 'benchmarks/run.sh'}`\n\n{header}\n\n"
                     f"{full}\n\nHeadline:\n\n{head}\n")
         log("bench: appended to benchmarks/RESULTS.md")
+        # README.md shows the latest full run of every scenario, not a quick one.
+        if not args.quick and not args.lines and len(scenarios) == len(SCENARIOS) \
+                and len(systems) == len(SYSTEMS):
+            log("bench: headline table written to README.md" if update_readme(header, head)
+                else "bench: README.md has no headline markers; left alone")
     failed = [r for r in results if r["error"]]
     return 1 if failed and len(failed) == len(results) else 0
 
