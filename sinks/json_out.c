@@ -54,6 +54,9 @@
 #include "sinks/json_out.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,11 +194,10 @@ static inline size_t utf8_len(const unsigned char *s, const unsigned char *e)
     return 0;
 }
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define WORD_SCAN 1
-/* High bit set in each byte of w that is < 0x20, '"', '\\' or >= 0x80. The
- * lowest flagged byte is always a true one (borrows only run upwards from a
- * flagged byte), which is all the caller uses. */
+/* High bit set in each byte of w that is < 0x20, '"', '\\' or >= 0x80. No
+ * byte is flagged when none of them is one of those; otherwise the lowest
+ * flagged byte (in memory order, on little-endian machines) is always a true
+ * one: borrows only run upwards from a flagged byte. */
 static inline uint64_t special_bytes(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
@@ -204,19 +206,102 @@ static inline uint64_t special_bytes(uint64_t w)
     uint64_t m = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w;
     return m & high;
 }
+
+#if defined(__SSE2__)
+#define VEC_SCAN 1
+/* Bit i set when byte i of v needs care: one signed compare with 0x20 finds
+ * both the control characters and the bytes >= 0x80. */
+static inline unsigned special16(__m128i v)
+{
+    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORD_SCAN 1
 #endif
 
-/* Writes the escaped bytes of [s, e) at d, which has room for 6 bytes per
- * input byte plus 8; returns the new end. Safe bytes go eight at a time
- * while eight remain, then one at a time in a tight loop. */
-static char *esc(char *d, const unsigned char *s, const unsigned char *e)
+/* Writes the escape of the byte at s, which needs care (esc_class != 0), or
+ * copies the valid UTF-8 sequence it starts; returns the input consumed. */
+static size_t esc_one(char **dp, const unsigned char *s, const unsigned char *e)
 {
+    char *d = *dp;
+    unsigned c = *s;
+    unsigned cls = esc_class[c];
+    size_t used = 1;
+    if (cls == 'U') {
+        size_t n = utf8_len(s, e);
+        if (n) {
+            for (size_t k = 0; k < n; k++) /* 2 to 4 bytes */
+                d[k] = (char)s[k];
+            d += n;
+            used = n;
+        } else {
+            d[0] = '\\';
+            d[1] = '\\';
+            d[2] = 'x';
+            d[3] = hex_upper[c >> 4];
+            d[4] = hex_upper[c & 15];
+            d += 5;
+        }
+    } else if (cls == 'u') {
+        memcpy(d, "\\u00", 4);
+        d[4] = hex_lower[c >> 4];
+        d[5] = hex_lower[c & 15];
+        d += 6;
+    } else {
+        d[0] = '\\';
+        d[1] = (char)cls;
+        d += 2;
+    }
+    *dp = d;
+    return used;
+}
+
+/* The general case of esc(). Safe bytes go sixteen (SSE2) or eight at a time;
+ * the last partial block is a load of the last sixteen bytes, shifted, as
+ * long as the output since `clean` (the end of the last escape) is a plain
+ * copy of the input, so storing the overlap again changes nothing. */
+static char *esc_long(char *d, const unsigned char *s, const unsigned char *e)
+{
+#ifdef VEC_SCAN
+    const unsigned char *clean = s;
+#endif
     for (;;) {
-#ifdef WORD_SCAN
+#if defined(VEC_SCAN)
+        while (e - s >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+            _mm_storeu_si128((__m128i *)(void *)d, v); /* room: >= 6 bytes per input byte */
+            unsigned m = special16(v);
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                s += k;
+                d += k;
+                goto special;
+            }
+            s += 16;
+            d += 16;
+        }
+        if (s >= e)
+            return d;
+        if (e - clean >= 16) {
+            unsigned skip = 16 - (unsigned)(e - s);
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(e - 16));
+            _mm_storeu_si128((__m128i *)(void *)(d - skip), v);
+            unsigned m = special16(v) >> skip;
+            if (!m)
+                return d + (e - s);
+            unsigned k = (unsigned)__builtin_ctz(m);
+            s += k;
+            d += k;
+            goto special;
+        }
+#elif defined(WORD_SCAN)
         while (e - s >= 8) {
             uint64_t w;
             memcpy(&w, s, 8);
-            memcpy(d, &w, 8); /* room: >= 6 bytes per remaining input byte */
+            memcpy(d, &w, 8);
             uint64_t m = special_bytes(w);
             if (m) {
                 unsigned k = (unsigned)__builtin_ctzll(m) >> 3;
@@ -232,39 +317,53 @@ static char *esc(char *d, const unsigned char *s, const unsigned char *e)
             *d++ = (char)*s++;
         if (s >= e)
             return d;
-#ifdef WORD_SCAN
-    special:;
+    special:
+        s += esc_one(&d, s, e);
+#ifdef VEC_SCAN
+        clean = s;
 #endif
-        unsigned c = *s;
-        unsigned cls = esc_class[c];
-        if (cls == 'U') {
-            size_t n = utf8_len(s, e);
-            if (n) {
-                memcpy(d, s, n);
-                d += n;
-                s += n;
-            } else {
-                d[0] = '\\';
-                d[1] = '\\';
-                d[2] = 'x';
-                d[3] = hex_upper[c >> 4];
-                d[4] = hex_upper[c & 15];
-                d += 5;
-                s++;
-            }
-        } else if (cls == 'u') {
-            memcpy(d, "\\u00", 4);
-            d[4] = hex_lower[c >> 4];
-            d[5] = hex_lower[c & 15];
-            d += 6;
-            s++;
-        } else {
-            d[0] = '\\';
-            d[1] = (char)cls;
-            d += 2;
-            s++;
-        }
     }
+}
+
+/* Writes the escaped bytes of [s, e) at d, which has room for 6 bytes per
+ * input byte plus 16 (esc_room); returns the new end. A string shorter than
+ * 16 bytes with nothing to escape (most keys and values) is tested and
+ * copied with two overlapping loads, never reading outside [s, e). */
+static inline char *esc(char *d, const unsigned char *s, const unsigned char *e)
+{
+    size_t n = (size_t)(e - s);
+    if (n >= 16)
+        return esc_long(d, s, e);
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, e - 8, 8);
+        if (!(special_bytes(a) | special_bytes(b))) {
+            memcpy(d, &a, 8);
+            memcpy(d + n - 8, &b, 8);
+            return d + n;
+        }
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, e - 4, 4);
+        if (!special_bytes(a | (uint64_t)b << 32)) {
+            memcpy(d, &a, 4);
+            memcpy(d + n - 4, &b, 4);
+            return d + n;
+        }
+    } else if (n) {
+        unsigned a = s[0], b = s[n >> 1], c = s[n - 1];
+        if (!(esc_class[a] | esc_class[b] | esc_class[c])) {
+            d[0] = (char)a;
+            d[n >> 1] = (char)b;
+            d[n - 1] = (char)c;
+            return d + n;
+        }
+    } else {
+        return d;
+    }
+    return esc_long(d, s, e);
 }
 
 static inline size_t esc_room(size_t n)
