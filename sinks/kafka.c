@@ -2,11 +2,11 @@
  * librdkafka; while the brokers are away, a disk spool replayed in order
  * when they return; nothing dropped silently.
  *
- * Design: deliver() serialises nothing itself: each JSON line of the batch
- * is produced with RD_KAFKA_MSG_F_COPY (the batch is recycled when deliver
- * returns) and retains the batch's ack until librdkafka's delivery report
- * confirms it, so an input (file checkpoints, Kafka offsets) learns of
- * delivery only from the broker. The topic comes from event.kind (alert and
+ * Design: deliver() serialises nothing itself: it copies the batch's JSON
+ * lines once into a chunk (the batch is recycled when deliver returns) and
+ * produces each line from there without librdkafka's per-message copy; the
+ * chunk holds the batch's ack until the last delivery report, so an input
+ * (file checkpoints, Kafka offsets) learns of delivery only from the broker. The topic comes from event.kind (alert and
  * signal -> alerts_topic, pipeline_error -> dead_letter_topic, the rest ->
  * topic), each a fixed name or a template of fields; the key from
  * key_field. When librdkafka's queue is full while deliveries flow, deliver
@@ -164,20 +164,37 @@ static int prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, uin
     return missing_bits;
 }
 
-/* ONLINE: produces one message. LSF_OK, or LSF_AGAIN to retry it later. */
-static int send_direct(kafka_ctx *c, lsf_ack *ack, const kmsg *m)
+/* A chunk holding lines [first, nlines) of out and a reference of ack;
+ * the caller holds its one reference. */
+static kchunk *chunk_new(const lsf_outbuf *out, uint32_t first, lsf_ack *ack)
 {
+    size_t from = out->line_off[first], len = out->line_off[out->nlines] - from;
+    kchunk *k = malloc(sizeof(*k) + len);
+    if (!k)
+        lsf_die("out of memory");
+    atomic_init(&k->refs, 1);
     lsf_ack_retain(ack);
-    rd_kafka_resp_err_t err = lsf_kafka_produce(c, m, ack);
+    k->ack = ack;
+    memcpy(k->data, out->buf + from, len);
+    return k;
+}
+
+/* ONLINE: produces one message whose payload lies in chunk k. LSF_OK, or
+ * LSF_AGAIN to retry it later. */
+static int send_direct(kafka_ctx *c, kchunk *k, const kmsg *m)
+{
+    atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+    rd_kafka_resp_err_t err = lsf_kafka_produce(c, m, k, false);
     if (!err) {
         lsf_counter_add(c->c_produced, 1);
         return LSF_OK;
     }
+    atomic_fetch_sub_explicit(&k->refs, 1, memory_order_relaxed); /* deliver holds one */
     if (lsf_kafka_permanent(err)) {
-        lsf_kafka_dead_letter(c, rd_kafka_topic_name(m->rkt), m, err, ack, false);
+        lsf_ack_retain(k->ack);
+        lsf_kafka_dead_letter(c, rd_kafka_topic_name(m->rkt), m, err, k->ack, false);
         return LSF_OK;
     }
-    lsf_ack_release(ack);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         lsf_kafka_go_offline(c, rd_kafka_err2str(err));
     /* Queue full: backpressure. If the brokers are away too, the poll thread
@@ -226,6 +243,8 @@ static int kafka_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *ou
     uint64_t spooled = 0;
     int rc = LSF_OK;
     char scratch[64];
+    kchunk *chunk = NULL; /* this call's lines, from line_off[chunk_base] */
+    uint32_t chunk_base = 0;
     for (uint32_t i = 0; i < b->n && line < out->nlines; i++) {
         const lsf_event *ev = &b->events[i];
         if (ev->flags & LSF_EV_DROPPED)
@@ -235,7 +254,16 @@ static int kafka_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *ou
             continue;
         kmsg m;
         int missing = prepare(c, ev, out, l, &m, scratch);
-        rc = state == ONLINE ? send_direct(c, b->ack, &m) : send_spool(c, &m);
+        if (state == ONLINE) {
+            if (!chunk) {
+                chunk = chunk_new(out, l, b->ack);
+                chunk_base = out->line_off[l];
+            }
+            m.val = chunk->data + (m.val - (out->buf + chunk_base));
+            rc = send_direct(c, chunk, &m);
+        } else {
+            rc = send_spool(c, &m);
+        }
         if (rc == LSF_AGAIN) {
             c->resume_valid = true;
             c->resume_seq = b->seq;
@@ -249,6 +277,8 @@ static int kafka_deliver(lsf_stage *st, const lsf_batch *b, const lsf_outbuf *ou
         if (state != ONLINE)
             spooled++;
     }
+    if (chunk)
+        lsf_kafka_chunk_release(chunk);
     if (rc == LSF_OK)
         c->resume_valid = false;
     if (spooled) {

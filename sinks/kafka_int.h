@@ -3,9 +3,10 @@
  * outage state machine, spool and replay, the poll thread).
  *
  * The one design choice to know: every message handed to librdkafka carries
- * an opaque whose low two bits say what it is - TAG_DIRECT (the batch's
- * lsf_ack, NULL for none), TAG_REPLAY (the id of a replay window entry) or
- * TAG_DEAD (a dead letter's ack) - so the delivery report knows whom to tell.
+ * an opaque whose low two bits say what it is - TAG_DIRECT (the kchunk that
+ * holds its payload and the batch's lsf_ack), TAG_REPLAY (the id of a replay
+ * window entry) or TAG_DEAD (a dead letter's ack) - so the delivery report
+ * knows whom to tell.
  *
  * Threads: see kafka_ctx; fields not atomic are under `lock`.
  */
@@ -61,6 +62,16 @@ typedef struct topic_ent {
     char *name;
     rd_kafka_topic_t *rkt;
 } topic_ent;
+
+/* The JSON lines of one deliver() call, copied once and handed to librdkafka
+ * without a per-message copy: each produced message holds a reference, and
+ * the last reference (delivery reports, or deliver() itself) releases the
+ * batch's ack and frees the chunk. */
+typedef struct kchunk {
+    _Atomic uint32_t refs;
+    lsf_ack *ack; /* one reference of the batch's ack (NULL: none) */
+    char data[];
+} kchunk;
 
 typedef struct kmsg {
     rd_kafka_topic_t *rkt;
@@ -126,8 +137,12 @@ typedef struct kafka_ctx {
 void lsf_kafka_set_state(kafka_ctx *c, int to);
 /* The handle of topic `name`, created on first use. */
 rd_kafka_topic_t *lsf_kafka_topic(kafka_ctx *c, const char *name, size_t len);
-/* Hands librdkafka a copy of m. Any thread. Returns its error, if any. */
-rd_kafka_resp_err_t lsf_kafka_produce(kafka_ctx *c, const kmsg *m, void *opaque);
+/* Hands m to librdkafka: a copy of its payload, or (`copy` false) the
+ * payload itself, which must live until the delivery report. Any thread.
+ * Returns librdkafka's error, if any. */
+rd_kafka_resp_err_t lsf_kafka_produce(kafka_ctx *c, const kmsg *m, void *opaque, bool copy);
+/* Drops one reference of k; the last releases its ack and frees it. */
+void lsf_kafka_chunk_release(kchunk *k);
 /* Errors no retry can fix (too large, unknown or forbidden topic). */
 bool lsf_kafka_permanent(rd_kafka_resp_err_t e);
 /* Sends a refused message, wrapped with the reason, to the dead-letter topic

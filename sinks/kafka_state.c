@@ -204,7 +204,7 @@ void lsf_kafka_dead_letter(kafka_ctx *c, const char *topic, const kmsg *m, rd_ka
             dm.rkt = c->static_rkt[K_DEAD];
             dm.val = val;
             dm.vlen = vlen;
-            if (!lsf_kafka_produce(c, &dm, (void *)((uintptr_t)ack | TAG_DEAD)))
+            if (!lsf_kafka_produce(c, &dm, (void *)((uintptr_t)ack | TAG_DEAD), true))
                 return; /* the delivery report settles it */
         }
     }
@@ -284,18 +284,26 @@ static bool stalled(kafka_ctx *c, int64_t now)
 
 /* ---- producing ------------------------------------------------------------------ */
 
-rd_kafka_resp_err_t lsf_kafka_produce(kafka_ctx *c, const kmsg *m, void *opaque)
+rd_kafka_resp_err_t lsf_kafka_produce(kafka_ctx *c, const kmsg *m, void *opaque, bool copy)
 {
     if (atomic_fetch_add(&c->outstanding, 1) == 0)
         atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
     rd_kafka_resp_err_t e =
-        rd_kafka_producev(c->rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        rd_kafka_producev(c->rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0),
                           RD_KAFKA_V_VALUE((void *)m->val, m->vlen),
                           RD_KAFKA_V_KEY(m->has_key ? m->key : NULL, m->has_key ? m->klen : 0),
                           RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (e)
         atomic_fetch_sub(&c->outstanding, 1);
     return e;
+}
+
+void lsf_kafka_chunk_release(kchunk *k)
+{
+    if (atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    lsf_ack_release(k->ack);
+    free(k);
 }
 
 static replay_ent *ring_at(kafka_ctx *c, size_t rel)
@@ -340,7 +348,7 @@ static int replay_one(kafka_ctx *c, size_t rel, const lsf_spool_rec *r)
               .val = r->value.ptr,
               .vlen = r->value.len};
     uint64_t id = c->ring_base + rel;
-    rd_kafka_resp_err_t err = lsf_kafka_produce(c, &m, (void *)(uintptr_t)((id << 2) | TAG_REPLAY));
+    rd_kafka_resp_err_t err = lsf_kafka_produce(c, &m, (void *)(uintptr_t)((id << 2) | TAG_REPLAY), true);
     if (!err) {
         e->state = R_SENT;
         return 0;
@@ -419,9 +427,13 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
     atomic_fetch_sub(&c->outstanding, 1);
     atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
     rd_kafka_resp_err_t err = msg->err;
+    kchunk *chunk = tag == TAG_DIRECT ? (kchunk *)op : NULL;
     if (!err && tag != TAG_REPLAY) {
         lsf_counter_add(tag == TAG_DEAD ? c->c_dead : c->c_delivered, 1);
-        lsf_ack_release((lsf_ack *)(op & ~(uintptr_t)TAG_MASK));
+        if (chunk)
+            lsf_kafka_chunk_release(chunk);
+        else
+            lsf_ack_release((lsf_ack *)(op & ~(uintptr_t)TAG_MASK));
         return;
     }
     const char *topic = rd_kafka_topic_name(msg->rkt);
@@ -456,6 +468,10 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
         }
     } else {
         lsf_ack *ack = (lsf_ack *)(op & ~(uintptr_t)TAG_MASK);
+        if (chunk) { /* a reference of its own: the chunk's goes below */
+            ack = chunk->ack;
+            lsf_ack_retain(ack);
+        }
         if (lsf_kafka_permanent(err)) {
             lsf_kafka_dead_letter(c, topic, &m, err, ack, tag == TAG_DEAD);
         } else if (!lsf_kafka_spool_put(c, topic, &m, maybe ? LSF_SPOOL_F_MAYBE_SENT : 0, true)) {
@@ -468,6 +484,8 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
                       "a message for %s was not delivered (%s) and could not be spooled", topic,
                       rd_kafka_err2str(err));
         }
+        if (chunk) /* the payload was used above: spooled or dead-lettered */
+            lsf_kafka_chunk_release(chunk);
     }
     pthread_mutex_unlock(&c->lock);
 }
