@@ -30,9 +30,12 @@
 
 #define MAX_RAW 256
 
-enum { C_SPACE = 1, C_DELIM = 2, C_QUOTE = 4, C_DIGIT = 8, C_HEX = 16, C_PUNCT = 32, C_IDENT = 64 };
+enum {
+    C_SPACE = 1, C_DELIM = 2, C_QUOTE = 4, C_DIGIT = 8, C_HEX = 16, C_PUNCT = 32, C_IDENT = 64,
+    C_SLASH = 128, C_OPEN = 256, C_CLOSE = 512, C_UPPER = 1024, C_LOWER = 2048
+};
 
-static unsigned char cls[256];
+static uint16_t cls[256];
 
 __attribute__((constructor)) static void init_classes(void)
 {
@@ -49,14 +52,19 @@ __attribute__((constructor)) static void init_classes(void)
     for (int c = 'A'; c <= 'F'; c++)
         cls[c] |= C_HEX;
     for (int c = 'a'; c <= 'z'; c++)
-        cls[c] |= C_IDENT;
+        cls[c] |= C_IDENT | C_LOWER;
     for (int c = 'A'; c <= 'Z'; c++)
-        cls[c] |= C_IDENT;
+        cls[c] |= C_IDENT | C_UPPER;
     cls['_'] |= C_IDENT;
     cls['.'] |= C_IDENT;
     cls['-'] |= C_IDENT;
     for (const char *p = "()[]{}<>\"',;:."; *p; p++)
         cls[(unsigned char)*p] |= C_PUNCT;
+    cls['/'] |= C_SLASH;
+    for (const char *p = "([{<"; *p; p++) /* brackets a variable keeps as text before it */
+        cls[(unsigned char)*p] |= C_OPEN;
+    for (const char *p = ")]}>.,:;"; *p; p++) /* and after it */
+        cls[(unsigned char)*p] |= C_CLOSE;
 }
 
 typedef struct span {
@@ -68,12 +76,16 @@ static bool word_is(const char *s, span w, const char *lit, size_t n)
     return w.len == n && memcmp(s + w.off, lit, n) == 0;
 }
 
+/* One of the 3-letter names of list (day or month names: capital, then two
+ * lower-case letters, which most words fail at once). */
 static bool in_list(const char *s, span w, const char *list)
 {
-    if (w.len != 3)
+    const unsigned char *p = (const unsigned char *)s + w.off;
+    if (w.len != 3 || !(cls[p[0]] & C_UPPER) || !(cls[p[1]] & cls[p[2]] & C_LOWER))
         return false;
-    for (const char *p = list; *p; p += 3)
-        if (memcmp(s + w.off, p, 3) == 0)
+    for (const char *q = list; *q; q += 3)
+        if (p[0] == (unsigned char)q[0] && p[1] == (unsigned char)q[1] &&
+            p[2] == (unsigned char)q[2])
             return true;
     return false;
 }
@@ -106,28 +118,47 @@ static bool is_clock(const char *s, span w)
            (cls[p[3]] & C_DIGIT) && (cls[p[4]] & C_DIGIT);
 }
 
-/* Is a piece (no delimiters inside) a variable by its own content? */
-static bool variable_piece(const char *s, uint32_t off, uint32_t len)
+/* What one pass over a piece (no delimiters inside) learns about it. */
+typedef struct piece_scan {
+    unsigned all, any;   /* classes every character has / some character has */
+    uint32_t slashes;
+    bool url;            /* "://" inside */
+} piece_scan;
+
+/* Scans the piece starting at i up to the next delimiter or `end`; returns
+ * where it stops. */
+static inline uint32_t scan_piece(const char *s, uint32_t i, uint32_t end, piece_scan *ps)
 {
-    const unsigned char *p = (const unsigned char *)s + off;
-    unsigned all = 0xff, any = 0, slashes = 0;
-    bool url = false;
-    for (uint32_t i = 0; i < len; i++) {
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned all = ~0u, any = 0;
+    uint32_t start = i;
+    for (; i < end; i++) {
         unsigned c = cls[p[i]];
+        if (c & C_DELIM)
+            break;
         all &= c;
         any |= c;
-        if (p[i] == '/') {
-            slashes++;
-            url |= i >= 1 && i + 1 < len && p[i - 1] == ':' && p[i + 1] == '/';
+        if (c & C_SLASH) {
+            ps->slashes++;
+            ps->url |= i > start && i + 1 < end && p[i - 1] == ':' && p[i + 1] == '/';
         }
     }
-    if (any & C_DIGIT)
+    ps->all = all;
+    ps->any = any;
+    return i;
+}
+
+/* Is a piece a variable by its own content? */
+static bool variable_piece(const char *s, uint32_t off, uint32_t len, const piece_scan *ps)
+{
+    const unsigned char *p = (const unsigned char *)s + off;
+    if (ps->any & C_DIGIT)
         return true;
-    if (all & C_PUNCT)
+    if (ps->all & C_PUNCT)
         return true;
-    if (p[0] == '/' && slashes >= 2)
+    if (p[0] == '/' && ps->slashes >= 2)
         return true;
-    if (url)
+    if (ps->url)
         return true;
     uint32_t hex_from = (len > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) ? 2 : 0;
     if (len - hex_from >= 8) {
@@ -206,20 +237,18 @@ static void emit_word(emitter *e, span w, span prev)
             continue;
         }
         uint32_t start = i;
-        while (i < end && !(cls[(unsigned char)s[i]] & C_DELIM))
-            i++;
+        piece_scan ps = {0, 0, 0, false};
+        i = scan_piece(s, i, end, &ps);
         uint32_t len = i - start;
         span piece = {start, len};
-        bool var = after_eq || variable_piece(s, start, len) ||
+        bool var = after_eq || variable_piece(s, start, len, &ps) ||
                    (context_word(s, prev) && !context_word(s, piece) && identifier(s, start, len));
         uint32_t vs = start, ve = i;
-        bool only_punct = true;
-        for (uint32_t k = start; k < i && only_punct; k++)
-            only_punct = cls[(unsigned char)s[k]] & C_PUNCT;
+        bool only_punct = ps.all & C_PUNCT;
         if (var && !only_punct) { /* brackets and trailing punctuation stay text: "(uid=<*>)" */
-            while (vs + 1 < ve && memchr("([{<", s[vs], 4))
+            while (vs + 1 < ve && (cls[(unsigned char)s[vs]] & C_OPEN))
                 vs++;
-            while (ve - 1 > vs && memchr(")]}>.,:;", s[ve - 1], 8))
+            while (ve - 1 > vs && (cls[(unsigned char)s[ve - 1]] & C_CLOSE))
                 ve--;
         }
         emit(e, vs, ve - vs, i, var);
