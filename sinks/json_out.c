@@ -329,7 +329,8 @@ static char *esc_long(char *d, const unsigned char *s, const unsigned char *e)
  * input byte plus 16 (esc_room); returns the new end. A string shorter than
  * 16 bytes with nothing to escape (most keys and values) is tested and
  * copied with two overlapping loads, never reading outside [s, e). */
-static inline char *esc(char *d, const unsigned char *s, const unsigned char *e)
+static inline __attribute__((always_inline)) char *esc(char *d, const unsigned char *s,
+                                                       const unsigned char *e)
 {
     size_t n = (size_t)(e - s);
     if (n >= 16)
@@ -338,7 +339,11 @@ static inline char *esc(char *d, const unsigned char *s, const unsigned char *e)
         uint64_t a, b;
         memcpy(&a, s, 8);
         memcpy(&b, e - 8, 8);
+#ifdef VEC_SCAN
+        if (!special16(_mm_set_epi64x((long long)b, (long long)a))) {
+#else
         if (!(special_bytes(a) | special_bytes(b))) {
+#endif
             memcpy(d, &a, 8);
             memcpy(d + n - 8, &b, 8);
             return d + n;
@@ -347,7 +352,11 @@ static inline char *esc(char *d, const unsigned char *s, const unsigned char *e)
         uint32_t a, b;
         memcpy(&a, s, 4);
         memcpy(&b, e - 4, 4);
+#ifdef VEC_SCAN
+        if (!(special16(_mm_cvtsi64_si128((long long)(a | (uint64_t)b << 32))) & 0xff)) {
+#else
         if (!special_bytes(a | (uint64_t)b << 32)) {
+#endif
             memcpy(d, &a, 4);
             memcpy(d + n - 4, &b, 4);
             return d + n;
@@ -715,9 +724,9 @@ enum {
 
 typedef struct tnode {
     const char *key;
+    uint64_t sig;  /* key_sig(key, klen) */
     uint32_t klen;
     uint8_t kind;  /* V_*; anything but V_OBJ is a leaf value */
-    uint8_t plain; /* key needs no escaping */
     uint32_t child, last, next; /* node indices; 0 = none (0 is the root) */
     union {
         lsf_str s;
@@ -733,19 +742,41 @@ typedef struct tree {
     uint32_t len, cap;
 } tree;
 
+/* The first eight bytes of a key, or all of a shorter one, as one word:
+ * keys of at most eight bytes are equal when their lengths and signatures
+ * are. Reads nothing outside the key. */
+static inline uint64_t key_sig(const char *p, uint32_t n)
+{
+    uint64_t w;
+    if (n >= 8) {
+        memcpy(&w, p, 8);
+        return w;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return a | (uint64_t)b << 32;
+    }
+    if (!n)
+        return 0;
+    return (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n >> 1] << 8 |
+           (uint64_t)(uint8_t)p[n - 1] << 16;
+}
+
 /* Appends a child to `parent`; 0 when the tree is full. */
 static inline __attribute__((always_inline)) uint32_t add(tree *t, uint32_t parent,
                                                           const char *key, uint32_t klen,
-                                                          uint8_t kind, uint8_t plain)
+                                                          uint8_t kind)
 {
     if (t->len == t->cap)
         return 0;
     uint32_t i = t->len++;
     tnode *x = &t->n[i];
     x->key = key;
+    x->sig = key_sig(key, klen);
     x->klen = klen;
     x->kind = kind;
-    x->plain = plain;
     x->child = x->last = x->next = 0;
     tnode *p = &t->n[parent];
     if (p->last)
@@ -757,18 +788,18 @@ static inline __attribute__((always_inline)) uint32_t add(tree *t, uint32_t pare
 }
 
 /* Fixed-field helpers: literal keys, never full (FIXED_NODES < cap). */
-#define ADD(parent, lit, kind) add(t, (parent), (lit), sizeof(lit) - 1, (kind), 1)
+#define ADD(parent, lit, kind) add(t, (parent), (lit), sizeof(lit) - 1, (kind))
 
 static inline void add_str(tree *t, uint32_t parent, const char *key, uint32_t klen, lsf_str v)
 {
-    uint32_t i = add(t, parent, key, klen, V_STR, 1);
+    uint32_t i = add(t, parent, key, klen, V_STR);
     t->n[i].v.s = v;
 }
 #define ADD_STR(parent, lit, val) add_str(t, (parent), (lit), sizeof(lit) - 1, (val))
 
 static inline void add_int(tree *t, uint32_t parent, const char *key, uint32_t klen, int64_t v)
 {
-    uint32_t i = add(t, parent, key, klen, V_INT, 1);
+    uint32_t i = add(t, parent, key, klen, V_INT);
     t->n[i].v.i = v;
 }
 #define ADD_INT(parent, lit, val) add_int(t, (parent), (lit), sizeof(lit) - 1, (val))
@@ -867,45 +898,130 @@ static void build_fixed(tree *t, const lsf_event *ev)
     }
 }
 
-static uint32_t find_child(const tree *t, uint32_t parent, const char *key, uint32_t klen)
+/* True when the n bytes at a and b are equal; reads nothing outside them. */
+static inline bool key_eq(const char *a, const char *b, uint32_t n)
 {
+    uint64_t x, y;
+    if (n >= 8) {
+        for (uint32_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t u, v, w, z;
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        memcpy(&w, a + n - 4, 4);
+        memcpy(&z, b + n - 4, 4);
+        return u == v && w == z;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+static inline uint32_t find_child(const tree *t, uint32_t parent, const char *key, uint32_t klen)
+{
+    uint64_t sig = key_sig(key, klen);
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
-        if (x->klen == klen &&
-            (klen == 0 || (x->key[0] == key[0] && memcmp(x->key, key, klen) == 0)))
+        if (x->sig == sig && x->klen == klen && (klen <= 8 || key_eq(x->key + 8, key + 8, klen - 8)))
             return c;
     }
     return 0;
 }
 
-/* True when no byte of [p, e) needs escaping (the key is copied as is). */
-static inline uint8_t is_plain(const char *p, const char *e)
+/* The first '.' in [p, e), or e. */
+static inline const char *find_dot(const char *p, const char *e)
 {
-    while (p < e && !esc_class[(unsigned char)*p])
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (e - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w ^= ones * '.';
+        uint64_t m = (w - ones) & ~w & high; /* the lowest flagged byte is a dot */
+        if (m)
+            return p + ((unsigned)__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < e && *p != '.')
         p++;
-    return p == e;
+    return p;
 }
 
-/* Merges the dynamic fields into the tree; -1 when it runs out of nodes. */
+/* Length of the common prefix of the n-byte strings a and b. */
+static inline uint32_t common_prefix(const char *a, const char *b, uint32_t n)
+{
+    uint32_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return i + ((unsigned)__builtin_ctzll(x ^ y) >> 3);
+    }
+#endif
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Merges the dynamic fields into the tree; -1 when it runs out of nodes.
+ * Fields that share a prefix usually come one after another (source.ip,
+ * source.geo.city_name, source.geo.location, ...), so the nodes of the
+ * previous name are kept by level: the whole components a name shares with
+ * the previous one are not looked up again, only the rest is. That finds
+ * the same nodes a lookup would, because a name's path never changes once
+ * added; the output is the same. */
 static int build_dynamic(tree *t, const lsf_event *ev)
 {
+    uint32_t node[MAX_DEPTH]; /* the previous name's node at each level */
+    uint32_t cend[MAX_DEPTH]; /* and where each of its components ends */
+    int plevels = 0;
+    lsf_str prev = LSF_STR_NULL;
     for (uint32_t i = 0; i < ev->nfields; i++) {
         const lsf_field *f = &ev->fields[i];
         if (!f->name.ptr || (f->type == LSF_T_STR && !f->v.s.ptr))
             continue;
-        const char *p = f->name.ptr, *end = p + f->name.len;
-        uint32_t cur = 0;
-        for (int depth = 1;; depth++) {
-            const char *dot = depth < MAX_DEPTH ? memchr(p, '.', (size_t)(end - p)) : NULL;
-            const char *ce = dot ? dot : end;
-            uint32_t c = find_child(t, cur, p, (uint32_t)(ce - p));
-            if (!c && !(c = add(t, cur, p, (uint32_t)(ce - p), V_OBJ, is_plain(p, ce))))
+        const char *name = f->name.ptr;
+        uint32_t len = f->name.len, off = 0, cur = 0;
+        int lv = 0;
+        if (plevels > 1) {
+            /* components 0..plevels-2 of prev end in a dot; each one that
+             * ends inside the common prefix is shared, dot included */
+            uint32_t same = common_prefix(prev.ptr, name, prev.len < len ? prev.len : len);
+            while (lv < plevels - 1 && cend[lv] < same) {
+                cur = node[lv];
+                off = cend[lv] + 1;
+                lv++;
+            }
+        }
+        for (;; lv++) {
+            const char *p = name + off, *ce = name + len;
+            if (lv < MAX_DEPTH - 1) /* rule 3: the last level keeps the rest */
+                ce = find_dot(p, ce);
+            uint32_t clen = (uint32_t)(ce - p);
+            uint32_t c = find_child(t, cur, p, clen);
+            if (!c && !(c = add(t, cur, p, clen, V_OBJ)))
                 return -1;
-            if (dot) {
+            node[lv] = c;
+            cend[lv] = off + clen;
+            if (off + clen < len) {
                 cur = c;
-                p = dot + 1;
+                off += clen + 1;
                 continue;
             }
+            plevels = lv + 1;
             tnode *x = &t->n[c];
             if (x->kind != V_OBJ)
                 break; /* rule 1: the first one wins */
@@ -919,6 +1035,7 @@ static int build_dynamic(tree *t, const lsf_event *ev)
             }
             break;
         }
+        prev = f->name;
     }
     return 0;
 }
@@ -1024,20 +1141,16 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
 {
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
-        /* separator, key, ':' and, for objects, '{' in one reservation */
-        char *d = room(o, x->klen + 5);
+        /* separator, key, ':' and '{' or a string value in one reservation */
+        size_t need = esc_room(x->klen) + 8;
+        if (x->kind == V_STR)
+            need += esc_room(x->v.s.len);
+        char *d = room(o, need);
         if (c != t->n[parent].child)
             *d++ = ',';
-        if (x->plain) {
-            *d++ = '"';
-            memcpy(d, x->key, x->klen);
-            d += x->klen;
-            *d++ = '"';
-        } else {
-            o->len = (size_t)(d - o->buf);
-            lsf_json_write_string(o, x->key, x->klen);
-            d = room(o, 2);
-        }
+        *d++ = '"';
+        d = esc(d, (const unsigned char *)x->key, (const unsigned char *)x->key + x->klen);
+        *d++ = '"';
         *d++ = ':';
         if (x->kind == V_OBJ) {
             *d++ = '{';
@@ -1046,11 +1159,16 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
             put1(o, '}');
             continue;
         }
-        o->len = (size_t)(d - o->buf);
-        if (x->kind == V_STR)
-            lsf_json_write_string(o, x->v.s.ptr, x->v.s.len);
-        else
+        if (x->kind == V_STR) {
+            const unsigned char *v = (const unsigned char *)x->v.s.ptr;
+            *d++ = '"';
+            d = esc(d, v, v + x->v.s.len);
+            *d++ = '"';
+            o->len = (size_t)(d - o->buf);
+        } else {
+            o->len = (size_t)(d - o->buf);
             put_value(o, x);
+        }
         if (x->child) {
             uint32_t path[MAX_DEPTH + 1] = {c};
             put_flat(o, t, path, 1);
