@@ -98,6 +98,49 @@ static void test_cases(void **state)
     lsf_arena_deinit(&arena);
 }
 
+/* Strings are scanned 16 bytes at a time: a character that needs a decision
+ * (escape, control, non-ASCII, the closing quote) must be seen at every
+ * offset, also in the last, partial block. */
+static void test_string_block_edges(void **state)
+{
+    (void)state;
+    lsf_arena arena;
+    lsf_arena_init(&arena, 4096);
+    static const struct {
+        const char *ins;  /* written into the string after `pad` letters */
+        const char *want; /* decoded member value after the letters; NULL: rejected */
+    } kinds[] = {
+        {"\\n", "\n"}, {"\\\"", "\""}, {"\x01", NULL}, {"\x7f", "\x7f"},
+        {"\xc3\xa9", "\xc3\xa9"}, {"\xff", NULL}, {"\\u0041", "A"}, {"", ""},
+    };
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+        for (int pad = 0; pad < 40; pad++)
+            for (int tail = 0; tail < 20; tail += 19) {
+                char in[128], want[128], letters[64];
+                memset(letters, 'x', (size_t)pad);
+                letters[pad] = 0;
+                char after[32];
+                memset(after, 'y', (size_t)tail);
+                after[tail] = 0;
+                snprintf(in, sizeof(in), "{\"s\":\"%s%s%s\"}", letters, kinds[k].ins, after);
+                seen s = {{0}};
+                int rc = lsf_json_scan_object(in, strlen(in), &arena, record, &s);
+                if (!kinds[k].want) {
+                    if (rc != -1)
+                        fail_msg("accepted: %s", in);
+                    continue;
+                }
+                snprintf(want, sizeof(want), "s=s:%s%s%s;", letters, kinds[k].want, after);
+                if (rc != 0 || strcmp(s.text, want) != 0)
+                    fail_msg("%s: want '%s', got '%s' (rc %d)", in, want, s.text, rc);
+                /* cut before the closing quote: unterminated */
+                size_t n = strlen(in) - 2;
+                if (lsf_json_scan_object(in, n, &arena, NULL, NULL) != -1)
+                    fail_msg("unterminated accepted: %.*s", (int)n, in);
+            }
+    lsf_arena_deinit(&arena);
+}
+
 static void test_depth_limit(void **state)
 {
     (void)state;
@@ -133,6 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_string_block_edges),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_compact),
     };
