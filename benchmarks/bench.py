@@ -54,12 +54,14 @@ class Scenario:
 # write JSON at 10-60k lines/s on a busy 2-core machine (syslog-ng with 1,000
 # rules: ~10k), so the heavier scenarios use fewer lines to keep `make bench`
 # (3 runs of everything) under 15 minutes and `make bench-quick` under 2; every
-# system in a scenario gets the same input.
+# system in a scenario gets the same input. At load 5-10 (other builds) the
+# full run took 14.3 min with 1M lines in scenarios 2 and 6 and 500k with 200
+# rules, hence 500k, 500k and 250k.
 SCENARIOS = [
     Scenario("raw", "1. TCP -> file, raw lines", "raw", lines=(2000000, 200000)),
-    Scenario("json", "2. TCP -> parse -> JSON file", "json", lines=(1000000, 200000)),
+    Scenario("json", "2. TCP -> parse -> JSON file", "json", lines=(500000, 200000)),
     Scenario("rules12", "3. + 12 regex rules", "rules", nrules=12, lines=(500000, 100000)),
-    Scenario("rules200", "4. + 200 rules", "rules", nrules=200, lines=(500000, 100000)),
+    Scenario("rules200", "4. + 200 rules", "rules", nrules=200, lines=(250000, 100000)),
     Scenario("rules1000", "4. + 1,000 rules", "rules", nrules=1000, lines=(250000, 50000)),
     # Scenario 5 runs through kafka.run_one (records counted in the topic of a
     # fresh test broker; rsyslog with omkafka, syslog-ng with kafka-c()).
@@ -67,7 +69,7 @@ SCENARIOS = [
     # Scenario 6 (conf/logsift-full.yaml) runs through kafka.run_one as well; the
     # alerts the detections raise go to a second topic and are counted too.
     Scenario("full", "6. full pipeline -> Kafka (logsift only)", "full",
-             lines=(1000000, 200000), systems=["logsift"]),
+             lines=(500000, 200000), systems=["logsift"]),
 ]
 
 # Peer tuning (filled into the config templates). rsyslog: one imptcp poller,
@@ -548,6 +550,39 @@ def commit():
     return (r.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
+def perf_areas(data):
+    """logsift's CPU samples summed per source directory (rules/, anomaly/, ...;
+    each function by the file nm finds it in) or shared library, so the cost of
+    each stage shows in one run, whatever else the machine is doing."""
+    binary = os.path.realpath(logsift_bin())
+    where = {}
+    nm = subprocess.run(["nm", "-l", "--defined-only", binary], capture_output=True, text=True)
+    for line in nm.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] in "tTwW" and ":" in parts[-1]:
+            rel = os.path.relpath(parts[-1].rsplit(":", 1)[0], ROOT)
+            area = rel.split(os.sep)[0] + "/" if not rel.startswith("..") else "other"
+            where[parts[2]] = area if where.get(parts[2], area) == area else "logsift (ambiguous)"
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
+                          "--sort", "dso,sym", "--percent-limit", "0"],
+                         capture_output=True, text=True)
+    total = {}
+    for line in rep.stdout.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        pct, dso, kind, sym = float(parts[0][:-1]), parts[1], parts[2], parts[3].strip()
+        if kind == "[k]":
+            area = "kernel"
+        elif os.path.basename(binary) == dso:
+            area = where.get(sym, "logsift (other)")
+        else:
+            area = dso.split(".so")[0]
+        total[area] = total.get(area, 0.0) + pct
+    return "\n".join(f"    {pct:6.2f}%  {area}" for area, pct in
+                     sorted(total.items(), key=lambda kv: -kv[1]) if pct >= 0.5)
+
+
 def profile_logsift(tmp, lines, scenario):
     """Runs logsift once under perf record and prints where its time goes."""
     scn = next(s for s in SCENARIOS if s.key == scenario)
@@ -560,6 +595,8 @@ def profile_logsift(tmp, lines, scenario):
     r = one("logsift", scn, inp, tmp, 0, rules_paths, idle_timeout=5.0, profile=data)
     log(f"bench: profiled run: {r.get('lps', 0):,.0f} lines/s, cpu {r.get('cpu', 0):.2f}s"
         + (f", ERROR: {r['error']}" if r["error"] else ""))
+    print(f"\nperf, logsift, scenario {scenario}, by area (source directory or library):")
+    print(perf_areas(data))
     for title, sort in (("by thread (pid column = thread id)", "pid"), ("by function", "sym"),
                         ("by file:function", "srcfile,sym")):
         rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
