@@ -6,8 +6,11 @@
  * results, keyed by the address and valid for one database generation:
  * 8-way sets (LRU within a set) whose tags sit in two cache lines, so a hit
  * costs a hash, a tag compare, a 16-byte key compare and one copy of the
- * result's strings into the batch arena; only misses walk the database. A
- * batch is handled in three passes (collect the addresses, probe the tags,
+ * result's strings into the batch arena; only misses walk the database.
+ * Behind it a second cache, of decoded results by record (the offsets the
+ * search trees lead to), serves a miss whose record was decoded for another
+ * address of the same network or city: the tree walk stays, the decoding
+ * (most of a miss) goes. A batch is handled in three passes (collect the addresses, probe the tags,
  * write the fields) so the cache memory for all its addresses is fetched at
  * once rather than one miss after another. The databases are memory-mapped
  * once and shared read-only; a reload (file changed on disk, or SIGHUP)
@@ -35,6 +38,7 @@
 #include "enrich/live.h"
 
 #define WAYS 8
+#define RECORD_KEY_DBS 4 /* the record cache serves up to this many databases */
 
 typedef struct geoip_conf {
     lsf_strlist databases;
@@ -74,6 +78,8 @@ typedef struct pending {
 typedef struct wstate {
     cset *sets;
     uint32_t nsets;   /* power of two, 0: no cache */
+    cset *rsets;      /* the record cache: decoded results by record offsets */
+    uint32_t nrsets;  /* power of two, 0: none */
     uint32_t clock;
     uint64_t generation;
     lsf_geo_result res;
@@ -82,7 +88,7 @@ typedef struct wstate {
     uint8_t *state; /* per IP field: F_* flags for that event */
     pending *pend;    /* the batch's addresses */
     size_t npend, pcap;
-    uint64_t hits, misses, found, invalid, special;
+    uint64_t hits, misses, found, invalid, special, record_hits;
 } wstate;
 
 enum { F_HAVE = 1, F_TAKEN = 2 }; /* the field is there / an output name is taken */
@@ -100,7 +106,7 @@ typedef struct geoip_ctx {
     int nworkers;
     wstate **ws;
     char **databases;
-    lsf_counter *c_lookups, *c_hits, *c_found, *c_invalid, *c_special;
+    lsf_counter *c_lookups, *c_hits, *c_found, *c_invalid, *c_special, *c_record_hits;
 } geoip_ctx;
 
 static const lsf_key geoip_keys[] = {
@@ -171,21 +177,25 @@ static inline uint32_t tag_of(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
 
 static uint32_t tick(wstate *w) { return ++w->clock ? w->clock : (w->clock = 1); }
 
-static cblob *cache_find(wstate *w, const lsf_ip *ip, uint64_t h)
+/* The entry of `key` in the cache of nsets sets, or NULL. */
+static cblob *cache_find(wstate *w, cset *sets, uint32_t nsets, const uint8_t *key, uint64_t h)
 {
-    cset *set = &w->sets[h & (w->nsets - 1)];
+    cset *set = &sets[h & (nsets - 1)];
     uint32_t tag = tag_of(h);
     for (int i = 0; i < WAYS; i++)
-        if (set->tag[i] == tag && key_eq(set->blob[i]->key, ip->b)) {
+        if (set->tag[i] == tag && key_eq(set->blob[i]->key, key)) {
             set->stamp[i] = tick(w);
             return set->blob[i];
         }
     return NULL;
 }
 
-static cblob *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo_result *r)
+/* Stores a result (n items, then slen string bytes) under `key`, in place
+ * of the least recently used entry of its set; returns the entry. */
+static cblob *cache_store(wstate *w, cset *sets, uint32_t nsets, const uint8_t *key, uint64_t h,
+                          const lsf_geo_item *item, uint32_t n, const char *str, uint32_t slen)
 {
-    cset *set = &w->sets[h & (w->nsets - 1)];
+    cset *set = &sets[h & (nsets - 1)];
     int v = 0;
     for (int i = 0; i < WAYS; i++) {
         if (!set->tag[i]) {
@@ -196,7 +206,7 @@ static cblob *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo
         if ((uint32_t)(w->clock - set->stamp[i]) > (uint32_t)(w->clock - set->stamp[v]))
             v = i;
     }
-    size_t items = r->n * sizeof(lsf_geo_item), need = items + r->slen;
+    size_t items = n * sizeof(lsf_geo_item), need = items + slen;
     cblob *e = set->blob[v];
     if (!e || need > e->cap) {
         e = realloc(e, sizeof(cblob) + need);
@@ -205,13 +215,13 @@ static cblob *cache_store(wstate *w, const lsf_ip *ip, uint64_t h, const lsf_geo
         e->cap = (uint32_t)need;
         set->blob[v] = e;
     }
-    memcpy(e->key, ip->b, 16);
-    e->nitems = r->n;
-    e->slen = r->slen;
+    memcpy(e->key, key, 16);
+    e->nitems = n;
+    e->slen = slen;
     if (items)
-        memcpy(e->data, r->item, items);
-    if (r->slen)
-        memcpy(e->data + items, r->str, r->slen);
+        memcpy(e->data, item, items);
+    if (slen)
+        memcpy(e->data + items, str, slen);
     set->tag[v] = tag_of(h);
     set->stamp[v] = tick(w);
     return e;
@@ -221,7 +231,58 @@ static void cache_clear(wstate *w, uint64_t generation)
 {
     for (uint32_t i = 0; i < w->nsets; i++)
         memset(w->sets[i].tag, 0, sizeof(w->sets[i].tag));
+    for (uint32_t i = 0; i < w->nrsets; i++)
+        memset(w->rsets[i].tag, 0, sizeof(w->rsets[i].tag));
     w->generation = generation;
+}
+
+static inline const lsf_geo_item *blob_items(const cblob *e)
+{
+    return (const lsf_geo_item *)(const void *)e->data;
+}
+
+static inline const char *blob_str(const cblob *e)
+{
+    return (const char *)e->data + e->nitems * sizeof(lsf_geo_item);
+}
+
+/* The record cache's key: the record offsets, one per database. */
+static uint64_t record_key(const uint32_t *off, size_t n, uint8_t key[16])
+{
+    uint32_t k[4] = {LSF_GEO_NO_RECORD, LSF_GEO_NO_RECORD, LSF_GEO_NO_RECORD, LSF_GEO_NO_RECORD};
+    memcpy(k, off, n * sizeof(uint32_t));
+    memcpy(key, k, 16);
+    uint64_t a = ((uint64_t)k[0] << 32 | k[1]) * 0x9E3779B97F4A7C15ull;
+    uint64_t b = ((uint64_t)k[2] << 32 | k[3]) * 0xC2B2AE3D27D4EB4Full;
+    uint64_t h = a ^ (b >> 29) ^ (b << 35);
+    return h ^ (h >> 31);
+}
+
+/* A miss of the address cache: the search trees, then the record cache (a
+ * city's networks share one record), then decoding. Fills the address
+ * cache; returns its entry. */
+static cblob *lookup_miss(const geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, const pending *p)
+{
+    if (!w->nrsets || dbs->n > RECORD_KEY_DBS) {
+        lsf_geo_resolve(dbs, x->map, &p->ip, &w->res);
+        return cache_store(w, w->sets, w->nsets, p->ip.b, p->h, w->res.item, w->res.n,
+                           w->res.str, w->res.slen);
+    }
+    uint32_t off[RECORD_KEY_DBS];
+    uint8_t key[16];
+    if (!lsf_geo_locate(dbs, &p->ip, off))
+        return cache_store(w, w->sets, w->nsets, p->ip.b, p->h, NULL, 0, NULL, 0);
+    uint64_t h = record_key(off, dbs->n, key);
+    cblob *r = cache_find(w, w->rsets, w->nrsets, key, h);
+    if (r) {
+        w->record_hits++;
+    } else {
+        lsf_geo_decode(dbs, x->map, off, &w->res);
+        r = cache_store(w, w->rsets, w->nrsets, key, h, w->res.item, w->res.n, w->res.str,
+                        w->res.slen);
+    }
+    return cache_store(w, w->sets, w->nsets, p->ip.b, p->h, blob_items(r), r->nitems,
+                       blob_str(r), r->slen);
 }
 
 /* ---- writing fields ----------------------------------------------------- */
@@ -301,8 +362,7 @@ static void apply_blob(const geoip_ctx *x, wstate *w, bool taken, lsf_batch *b, 
     if (!e->nitems)
         return;
     w->found++;
-    apply(x, taken, b, ev, fi, (const lsf_geo_item *)(const void *)e->data, e->nitems,
-          (const char *)e->data + e->nitems * sizeof(lsf_geo_item), e->slen);
+    apply(x, taken, b, ev, fi, blob_items(e), e->nitems, blob_str(e), e->slen);
 }
 
 /* Looks an address up (cache, then databases) and writes its fields. */
@@ -317,13 +377,12 @@ static void enrich_one(const geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, ls
         }
         return;
     }
-    cblob *e = cache_find(w, &p->ip, p->h);
+    cblob *e = cache_find(w, w->sets, w->nsets, p->ip.b, p->h);
     if (e) {
         w->hits++;
     } else {
         w->misses++;
-        lsf_geo_resolve(dbs, x->map, &p->ip, &w->res);
-        e = cache_store(w, &p->ip, p->h, &w->res);
+        e = lookup_miss(x, dbs, w, p);
     }
     apply_blob(x, w, p->taken, b, ev, p->fi, e);
 }
@@ -376,7 +435,7 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
     if (w->generation != dbs->generation)
         cache_clear(w, dbs->generation);
     uint64_t hits = w->hits, misses = w->misses, found = w->found, invalid = w->invalid,
-             special = w->special;
+             special = w->special, record_hits = w->record_hits;
     size_t need = (size_t)b->n * x->nfields;
     if (need > w->pcap) {
         free(w->pend);
@@ -427,6 +486,8 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
         lsf_counter_add(x->c_invalid, w->invalid - invalid);
     if (w->special > special)
         lsf_counter_add(x->c_special, w->special - special);
+    if (w->record_hits > record_hits)
+        lsf_counter_add(x->c_record_hits, w->record_hits - record_hits);
     return LSF_OK;
 }
 
@@ -497,6 +558,7 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
     if (!x->ws)
         lsf_die("out of memory");
     uint32_t nsets = sets_for(c->cache_size);
+    uint32_t nrsets = nsets ? sets_for(c->cache_size / 4 > WAYS ? c->cache_size / 4 : WAYS) : 0;
     for (int i = 0; i < x->nworkers; i++) {
         x->ws[i] = calloc(1, sizeof(wstate));
         if (!x->ws[i])
@@ -511,12 +573,18 @@ static int geoip_init(lsf_stage *st, lsf_errbuf *err)
             lsf_die("out of memory (geoip cache of %u entries)", nsets * WAYS);
         if (nsets)
             memset(x->ws[i]->sets, 0, (size_t)nsets * sizeof(cset));
+        x->ws[i]->nrsets = nrsets;
+        if (nrsets && !(x->ws[i]->rsets = aligned_alloc(64, (size_t)nrsets * sizeof(cset))))
+            lsf_die("out of memory (geoip record cache of %u entries)", nrsets * WAYS);
+        if (nrsets)
+            memset(x->ws[i]->rsets, 0, (size_t)nrsets * sizeof(cset));
     }
     x->c_lookups = lsf_counter_new(st->name, "lookups");
     x->c_hits = lsf_counter_new(st->name, "cache_hits");
     x->c_found = lsf_counter_new(st->name, "found");
     x->c_invalid = lsf_counter_new(st->name, "invalid");
     x->c_special = lsf_counter_new(st->name, "special");
+    x->c_record_hits = lsf_counter_new(st->name, "record_cache_hits");
     lsf_info("%s: %zu database(s), %zu field(s), cache %u entries per worker", st->name,
              c->databases.n, x->nfields, nsets * WAYS);
     return 0;
@@ -531,7 +599,11 @@ static void geoip_destroy(lsf_stage *st)
         for (uint32_t k = 0; k < w->nsets; k++)
             for (int way = 0; way < WAYS; way++)
                 free(w->sets[k].blob[way]);
+        for (uint32_t k = 0; k < w->nrsets; k++)
+            for (int way = 0; way < WAYS; way++)
+                free(w->rsets[k].blob[way]);
         free(w->sets);
+        free(w->rsets);
         free(w->val);
         free(w->state);
         free(w->text);

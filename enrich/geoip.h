@@ -79,8 +79,20 @@ void lsf_geo_dbs_close(lsf_geo_dbs *d);
 
 /* Looks `ip` up in every database in order and fills `r` (the first value
  * found for an output wins). Returns the number of items (0: not found in
- * any database). */
+ * any database). lsf_geo_locate + lsf_geo_decode. */
 uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_ip *ip,
                          lsf_geo_result *r);
+
+#define LSF_GEO_NO_RECORD UINT32_MAX
+/* The first half of a lookup, the search trees: sets off[i] (d->n entries)
+ * to the data-section offset of ip's record in database i, or
+ * LSF_GEO_NO_RECORD. Returns the number of databases that have a record.
+ * Many addresses share a record (a city's networks), so a caller can cache
+ * decoded results by these offsets. */
+size_t lsf_geo_locate(const lsf_geo_dbs *d, const lsf_ip *ip, uint32_t *off);
+/* The second half: decodes the records at off (as set by lsf_geo_locate)
+ * into r, as lsf_geo_resolve does. Returns the number of items. */
+uint32_t lsf_geo_decode(const lsf_geo_dbs *d, const lsf_geo_map *m, const uint32_t *off,
+                        lsf_geo_result *r);
 
 #endif

@@ -484,12 +484,8 @@ static bool decode(const MMDB_s *db, const uint32_t *toff, const entry *e, lsf_g
     return false;
 }
 
-uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_ip *ip,
-                         lsf_geo_result *r)
+size_t lsf_geo_locate(const lsf_geo_dbs *d, const lsf_ip *ip, uint32_t *off)
 {
-    r->n = r->slen = 0;
-    uint64_t have = 0; /* outputs already filled */
-    uint32_t toff[MAX_TERMS];
     struct sockaddr_in sin = {.sin_family = AF_INET};
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
     const struct sockaddr *sa;
@@ -500,13 +496,31 @@ uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_i
         memcpy(&sin6.sin6_addr, ip->b, 16);
         sa = (const struct sockaddr *)&sin6;
     }
+    size_t found = 0;
     for (size_t i = 0; i < d->n; i++) {
         int mmdb_err = 0;
         MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&d->db[i], sa, &mmdb_err);
-        if (mmdb_err != MMDB_SUCCESS || !res.found_entry) /* e.g. IPv6 in an IPv4-only file */
+        /* not found, or e.g. IPv6 in an IPv4-only file */
+        off[i] = LSF_GEO_NO_RECORD;
+        if (mmdb_err == MMDB_SUCCESS && res.found_entry && res.entry.offset != LSF_GEO_NO_RECORD) {
+            off[i] = res.entry.offset;
+            found++;
+        }
+    }
+    return found;
+}
+
+uint32_t lsf_geo_decode(const lsf_geo_dbs *d, const lsf_geo_map *m, const uint32_t *off,
+                        lsf_geo_result *r)
+{
+    r->n = r->slen = 0;
+    uint64_t have = 0; /* outputs already filled */
+    uint32_t toff[MAX_TERMS];
+    for (size_t i = 0; i < d->n; i++) {
+        if (off[i] == LSF_GEO_NO_RECORD)
             continue;
         /* a corrupt record still yields the values found before the damage */
-        lsf_mmdb_walk(&d->db[i], res.entry.offset, m->paths, toff);
+        lsf_mmdb_walk(&d->db[i], off[i], m->paths, toff);
         for (size_t k = 0; k < m->ne; k++) {
             const entry *e = &m->e[k];
             if (have & (1ull << e->out))
@@ -515,5 +529,21 @@ uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_i
                 have |= 1ull << e->out;
         }
     }
+    return r->n;
+}
+
+uint32_t lsf_geo_resolve(const lsf_geo_dbs *d, const lsf_geo_map *m, const lsf_ip *ip,
+                         lsf_geo_result *r)
+{
+    uint32_t stack_off[8];
+    uint32_t *off = d->n <= 8 ? stack_off : malloc(d->n * sizeof(uint32_t));
+    if (!off)
+        lsf_die("out of memory");
+    if (lsf_geo_locate(d, ip, off))
+        lsf_geo_decode(d, m, off, r);
+    else
+        r->n = r->slen = 0;
+    if (off != stack_off)
+        free(off);
     return r->n;
 }

@@ -453,6 +453,56 @@ static void test_cache(void **state)
     assert_int_equal(h2, N - 12); /* one miss per distinct address */
 }
 
+/* Addresses of one network share a database record: the record cache
+ * decodes it once and the others copy it, with the same fields as without
+ * any cache. */
+static void test_record_cache(void **state)
+{
+    (void)state;
+    static const char *const addrs[] = {"81.2.69.160", "81.2.69.161", "81.2.69.190",
+                                        "216.160.83.56", "216.160.83.57", "1.128.0.0",
+                                        "1.128.0.1", "81.2.69.142", "8.8.8.8"};
+    enum { N = sizeof(addrs) / sizeof(addrs[0]) };
+    static const char *const outs[] = {"source.geo.city_name", "source.geo.location",
+                                       "source.geo.timezone", "source.as.number",
+                                       "source.as.organization.name"};
+    char want[N][256], got[N][256];
+    for (int cached = 0; cached < 2; cached++) {
+        tstage t;
+        ts_open_ok(&t, 1,
+                   cached ? "  - type: geoip\n"
+                            "    databases: [" FX "GeoIP2-City-Test.mmdb, " FX
+                            "GeoLite2-ASN-Test.mmdb]\n"
+                          : "  - type: geoip\n"
+                            "    databases: [" FX "GeoIP2-City-Test.mmdb, " FX
+                            "GeoLite2-ASN-Test.mmdb]\n"
+                            "    cache_size: 0\n");
+        lsf_batch *b = lsf_batch_new(N);
+        for (int i = 0; i < N; i++)
+            ev_with(b, "source.ip", addrs[i], NULL);
+        assert_int_equal(ts_run(&t, b, 0), LSF_OK);
+        for (int i = 0; i < N; i++) {
+            char *o = cached ? got[i] : want[i];
+            size_t n = 0;
+            for (size_t k = 0; k < sizeof(outs) / sizeof(outs[0]); k++)
+                n += (size_t)snprintf(o + n, 256 - n, "%s|", fval(&b->events[i], outs[k]) ?: "-");
+        }
+        if (cached) {
+            /* .161 and .190 share .160's record, .57 .56's, 1.128.0.1 1.128.0.0's */
+            assert_int_equal(ts_counter(&t, "record_cache_hits"), 4);
+            assert_int_equal(ts_counter(&t, "cache_hits"), 0);
+        } else {
+            assert_int_equal(ts_counter(&t, "record_cache_hits"), 0);
+        }
+        lsf_batch_free(b);
+        ts_close(&t);
+    }
+    for (int i = 0; i < N; i++)
+        assert_string_equal(got[i], want[i]);
+    assert_string_equal(got[1], "London|{\"lat\":51.5142,\"lon\":-0.0931}|Europe/London|-|-|");
+    assert_string_equal(got[6], "-|-|-|1221|Telstra Pty Ltd|");
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -742,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_custom_mapping),
         cmocka_unit_test(test_special_invalid_absent),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_record_cache),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_strings_outlive_swap),
         cmocka_unit_test(test_swap_under_load),
