@@ -15,19 +15,33 @@
  * LSF_TAIL_BLOCKS * tail_block values (tail.c), which yields a p-value that
  * is valid without distributional assumptions and means the same thing for a
  * CPU gauge and a byte counter. The measures are combined by the minimum
- * p-value times their number (Bonferroni), the score is 1 - p. Finally a
- * cooldown: an observation whose evidence (-log10 p) does not exceed the
- * strongest of the previous `cooldown` observations reports half of it
- * (score 1 - sqrt(p)). One incident then raises one peak, at its start,
- * instead of a plateau of equal alerts; stronger evidence still gets through
- * at once. The first `learn` observations score 0.
+ * p-value times their number (Bonferroni), the score is 1 - p. Then three
+ * rules decide whether report-level evidence (p <= 0.01) counts in full;
+ * each one it fails halves the evidence (-log10 p), i.e. the score becomes
+ * 1 - sqrt(p):
+ *  - the likelihood gate (likely.c): the raw score 1 - (smallest p),
+ *    averaged over the last 20 observations, must be above its long-run
+ *    average - a record on a series whose raw scores are not up, or are up
+ *    all the time, is not an incident. A measure beyond twice its horizon's
+ *    maximum is exempt: a wild value always counts.
+ *  - vigilance (vigil.c): the measure's raw size must exceed that of its
+ *    last report, a bar halving every horizon; after an alert, only worse
+ *    alerts again soon.
+ *  - cooldown: the evidence must exceed the strongest of the previous
+ *    `cooldown` observations. One incident then raises one peak, at its
+ *    start, instead of a plateau of equal alerts; stronger evidence still
+ *    gets through at once.
+ * Most reports sit at the same p (a new maximum of the horizon), so which
+ * of them count in full is what these rules decide; on NAB the gate and
+ * the bars cut false positives by a quarter (docs/anomaly.md). The first
+ * `learn` observations score 0.
  *
  * Everything counts observations, not seconds, so the same settings serve a
  * 5-minute gauge and a per-second rate; event time is used only for the
  * seasonal buckets. Memory per key, allocated as history accumulates: the
- * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and ~250
- * bytes of fixed state: 1 KiB + 64 KiB at the defaults (window 128, history
- * 2,048 shapes of 8). Time per observation: a binary search and memmove in
+ * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and ~550
+ * bytes of fixed state (144 of them the gate's ring and fit and the bars):
+ * 1 KiB + 64 KiB at the defaults (window 128, history 2,048 shapes of 8). Time per observation: a binary search and memmove in
  * the window, and one nearest-neighbour scan over the history (8 shapes at a
  * time, ~2 us at 2,048 shapes with AVX2); the MAD behind the deviation is
  * computed only for p < 0.5.
@@ -103,11 +117,28 @@ double lsf_score_of_p(double p)
     return 1 - p;
 }
 
+/* The calibration horizon in observations (tail.c). */
+static double horizon(const lsf_model_conf *c)
+{
+    return (double)LSF_TAIL_BLOCKS * c->tail_block;
+}
+
 /* The window also supplies the shapes: two shape lengths of values. */
 static uint32_t ring_cap(const lsf_model_conf *c)
 {
     return c->window;
 }
+
+/* Report-level evidence: the gate and the vigilance bar apply from here
+ * (p <= 0.01); below it scores are left as ranked. */
+#define REPORT_P 0.01
+/* The likelihood gate: raw scores averaged over the last 20 observations,
+ * against their long-run fit over about the calibration horizon. */
+#define LIK_SHORT 20
+#define LIK_WARMUP 100
+/* A measure beyond this multiple of its horizon's largest value is not
+ * gated: a wild value is reported whatever came before it. */
+#define GATE_EXEMPT 2.0
 
 void lsf_model_init(lsf_model *m, const lsf_model_conf *c)
 {
@@ -118,6 +149,7 @@ void lsf_model_init(lsf_model *m, const lsf_model_conf *c)
     lsf_tailrank_init(&m->t_shape, c->tail_block);
     lsf_tailrank_init(&m->t_season, c->tail_block);
     lsf_seasonal_init(&m->season, (enum lsf_season)c->season, c->season_half_life);
+    lsf_likely_init(&m->lik, LIK_SHORT, horizon(c));
 }
 
 void lsf_model_free(lsf_model *m)
@@ -177,15 +209,18 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
     bool scoring = t >= c->learn;
     out->learning = !scoring;
     double p_spike = 1, p_shape = 1, p_season = 1;
+    double a_spike = 0, a_shape = 0; /* raw measures, for the vigilance bars */
+    double over_spike = 0, over_shape = 0; /* measure / the horizon's maximum */
 
     /* 1. spike, against the window before x */
     double med = lsf_slwin_median(&m->win);
     out->expected = m->win.n ? med : x;
     out->deviation = NAN; /* computed below, for scores worth explaining */
     if (t >= c->window) {
-        double a = fabs(x - med);
+        double a = a_spike = fabs(x - med);
         if (scoring)
             p_spike = lsf_tailrank_p(&m->t_spike, a);
+        over_spike = a / lsf_tailrank_max(&m->t_spike);
         lsf_tailrank_add(&m->t_spike, a);
     }
     lsf_slwin_add(&m->win, x);
@@ -195,9 +230,10 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
         float f[LSF_NOVELTY_MAX_DIMS];
         shape_of(m, c, 0, f);
         if (m->shapes.n) {
-            double a = lsf_novelty_nn(&m->shapes, f);
+            double a = a_shape = lsf_novelty_nn(&m->shapes, f);
             if (scoring)
                 p_shape = lsf_tailrank_p(&m->t_shape, a);
+            over_shape = a / lsf_tailrank_max(&m->t_shape);
             lsf_tailrank_add(&m->t_shape, a);
         }
         /* the window that ended embed_len ago no longer overlaps: store it */
@@ -235,15 +271,45 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
     }
     if (p >= 1)
         out->measure = LSF_MEASURE_NONE;
+    double raw = 1 - p; /* the raw anomaly score: 1 - the smallest measure's p */
     p *= nmeasures;
     if (p > 1)
         p = 1;
     out->p = p;
 
+    /* 4. the likelihood gate: report-level evidence counts in full only
+     * when the recent raw scores are above their long-run level */
     double s = -log10(p);
+    if (t >= c->window) {
+        double pl = lsf_likely_add(&m->lik, raw, LIK_WARMUP);
+        double over = over_spike > over_shape ? over_spike : over_shape;
+        if (scoring && p <= REPORT_P && pl >= 0.5 && over < GATE_EXEMPT) {
+            out->suppressed = true;
+            s *= 0.5;
+        }
+    }
     double peak = recent_peak(m);
     note_evidence(m, c, s);
-    if (c->cooldown && s > 0 && s <= peak) {
+    bool cooling = c->cooldown && s > 0 && s <= peak;
+
+    /* 5. vigilance: report-level evidence must also exceed the raw size of
+     * the measure's last report (decaying over the horizon) */
+    double decay = lsf_vigil_factor(horizon(c));
+    lsf_vigil_decay(&m->vig[0], decay);
+    lsf_vigil_decay(&m->vig[1], decay);
+    if (scoring && s >= -log10(REPORT_P) && out->measure != LSF_MEASURE_SEASON) {
+        bool spike = out->measure == LSF_MEASURE_SPIKE;
+        lsf_vigil *v = &m->vig[spike ? 0 : 1];
+        double a = spike ? a_spike : a_shape;
+        if (!lsf_vigil_passes(v, a)) {
+            out->suppressed = true;
+            s *= 0.5;
+        } else if (!cooling)
+            lsf_vigil_raise(v, a);
+    }
+
+    /* 6. cooldown */
+    if (cooling) {
         out->suppressed = true;
         s *= 0.5;
     }
@@ -279,6 +345,8 @@ void lsf_model_save(const lsf_model *m, lsf_wbuf *w)
     lsf_tailrank_save(&m->t_shape, w);
     lsf_tailrank_save(&m->t_season, w);
     lsf_seasonal_save(&m->season, w);
+    lsf_likely_save(&m->lik, w);
+    lsf_wbuf_put(w, m->vig, sizeof(m->vig));
     lsf_wbuf_put(w, m->sup_max, sizeof(m->sup_max));
     lsf_wbuf_put(w, &m->sup_cur, sizeof(m->sup_cur));
     lsf_wbuf_u32(w, m->sup_n);
@@ -297,6 +365,11 @@ int lsf_model_load(lsf_model *m, const lsf_model_conf *c, lsf_rbuf *r)
     rc |= lsf_tailrank_load(&m->t_shape, r);
     rc |= lsf_tailrank_load(&m->t_season, r);
     rc |= lsf_seasonal_load(&m->season, r);
+    rc |= lsf_likely_load(&m->lik, r);
+    lsf_rbuf_get(r, m->vig, sizeof(m->vig));
+    for (int i = 0; i < 2; i++)
+        if (!(m->vig[i].bar >= 0) || !isfinite(m->vig[i].bar))
+            r->bad = true;
     lsf_rbuf_get(r, m->sup_max, sizeof(m->sup_max));
     lsf_rbuf_get(r, &m->sup_cur, sizeof(m->sup_cur));
     m->sup_n = lsf_rbuf_u32(r);

@@ -51,7 +51,8 @@ typedef struct lsf_model_result {
                        * NaN when p >= 0.5 (not worth the O(window) it costs) */
     int measure;      /* enum lsf_model_measure of the smallest p */
     bool learning;    /* fewer than `learn` observations: score is 0 */
-    bool suppressed;  /* in a cooldown after a stronger peak */
+    bool suppressed;  /* in a cooldown after a stronger peak, below the vigilance
+                       * bar, or not backed by the recent raw scores */
 } lsf_model_result;
 
 typedef struct lsf_model {
@@ -59,6 +60,8 @@ typedef struct lsf_model {
     lsf_novelty shapes;  /* past shape vectors */
     lsf_tailrank t_spike, t_shape, t_season;
     lsf_seasonal season;
+    lsf_likely lik;      /* anomaly likelihood of the raw score (the report gate) */
+    lsf_vigil vig[2];    /* vigilance bars of the spike and shape measures */
     float sup_max[4];    /* raw evidence maxima of the last 4 cooldown quarters */
     float sup_cur;
     uint32_t sup_n, sup_head;

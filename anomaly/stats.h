@@ -6,6 +6,8 @@
  *   robust.c    sliding-window median and MAD (exact, sorted window)
  *   tail.c      tail rank of a measure from block maxima (calibration)
  *   novelty.c   nearest-neighbour distance of a window shape to history
+ *   likely.c    anomaly likelihood: short-term raw score vs its long-run fit
+ *   vigil.c     vigilance: a bar that rises with each report and decays
  *   hll.c       HyperLogLog distinct counts
  *   cms.c       count-min sketch (conservative update)
  *   topk.c      space-saving heavy hitters
@@ -118,6 +120,8 @@ void lsf_tailrank_init(lsf_tailrank *t, uint32_t block);
  * number of block maxima >= a (see tail.c). 1 when empty or when every
  * block reached a. */
 double lsf_tailrank_p(const lsf_tailrank *t, double a);
+/* The largest value of the horizon (0 when empty). */
+double lsf_tailrank_max(const lsf_tailrank *t);
 void lsf_tailrank_add(lsf_tailrank *t, double a);
 void lsf_tailrank_save(const lsf_tailrank *t, lsf_wbuf *w);
 int lsf_tailrank_load(lsf_tailrank *t, lsf_rbuf *r);
@@ -144,6 +148,43 @@ void lsf_novelty_add(lsf_novelty *nv, const float *f);
 size_t lsf_novelty_bytes(const lsf_novelty *nv);
 void lsf_novelty_save(const lsf_novelty *nv, lsf_wbuf *w);
 int lsf_novelty_load(lsf_novelty *nv, lsf_rbuf *r);
+
+/* ---- likely.c ----------------------------------------------------------- */
+
+#define LSF_LIKELY_MAX_SHORT 24
+
+typedef struct lsf_likely {
+    float ring[LSF_LIKELY_MAX_SHORT]; /* the last k raw scores */
+    lsf_ewma fit;                     /* long-run mean and variance of the short means */
+    uint8_t k, n, head;               /* short length, held, next slot when full */
+} lsf_likely;
+
+/* short_len raw scores are averaged (1..LSF_LIKELY_MAX_SHORT); the long-run
+ * fit has a half-life of long_half_life observations. */
+void lsf_likely_init(lsf_likely *l, uint32_t short_len, double long_half_life);
+/* Adds a raw score and returns the upper-tail probability of the short-term
+ * mean (including it) under the normal fitted to the earlier short means:
+ * the anomaly likelihood is 1 minus it. 1 until the ring is full and the
+ * fit has `warmup` short means. Non-finite raw scores are ignored. */
+double lsf_likely_add(lsf_likely *l, double raw, uint64_t warmup);
+/* Whether the next add can return a probability below 1. */
+bool lsf_likely_ready(const lsf_likely *l, uint64_t warmup);
+void lsf_likely_save(const lsf_likely *l, lsf_wbuf *w);
+int lsf_likely_load(lsf_likely *l, lsf_rbuf *r);
+
+/* ---- vigil.c ------------------------------------------------------------ */
+
+typedef struct lsf_vigil {
+    float bar; /* raw measure at the last report, decayed */
+} lsf_vigil;
+
+/* The per-observation decay for a half-life in observations (0: none kept). */
+double lsf_vigil_factor(double half_life);
+void lsf_vigil_decay(lsf_vigil *v, double factor);
+/* Whether a raw measure a clears the bar. */
+bool lsf_vigil_passes(const lsf_vigil *v, double a);
+/* A report of size a: the bar becomes a if that is higher. */
+void lsf_vigil_raise(lsf_vigil *v, double a);
 
 /* ---- hll.c -------------------------------------------------------------- */
 

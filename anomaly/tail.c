@@ -61,6 +61,14 @@ double lsf_tailrank_p(const lsf_tailrank *t, double a)
     return half + (q - 0.5) / 0.5 * (1 - half);
 }
 
+double lsf_tailrank_max(const lsf_tailrank *t)
+{
+    double mx = t->cur_n ? t->cur : 0;
+    for (uint32_t i = 0; i < t->nb; i++)
+        mx = t->bmax[i] > mx ? t->bmax[i] : mx;
+    return mx;
+}
+
 void lsf_tailrank_add(lsf_tailrank *t, double a)
 {
     if (isnan(a))

@@ -245,6 +245,39 @@ static void test_model_scores_spike_after_learning(void **state)
     assert_int_equal(lsf_model_conf_check(&bad, msg, sizeof(msg)), -1);
 }
 
+/* After a report, a record must beat the last report's size (decaying with
+ * the horizon) to count in full; wild values are never gated. */
+static void test_model_vigilance_after_a_report(void **state)
+{
+    (void)state;
+    rng_state = 33;
+    lsf_model_conf c;
+    lsf_model_conf_default(&c);
+    lsf_model m;
+    lsf_model_init(&m, &c);
+    lsf_model_result r;
+    int64_t i = 0;
+    for (; i < 2000; i++)
+        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    /* a report: 300 over the median */
+    lsf_model_update(&m, &c, 400, i++ * 60000000000LL, &r);
+    assert_true(r.score >= 0.99 && !r.suppressed);
+    /* 1,100 observations later the 400 has left the calibration horizon,
+     * the bar is 300 * 2^(-1100/1024) ~ 143: a 130 is a new maximum of the
+     * horizon (smallest p), yet below the bar */
+    for (int k = 0; k < 1100; k++, i++)
+        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    lsf_model_update(&m, &c, 230, i++ * 60000000000LL, &r);
+    assert_true(r.p <= 2.0 / (16 * c.tail_block + 1) + 1e-12);
+    assert_true(r.suppressed && r.score < 0.99);
+    /* past the cooldown, a larger one is reported in full */
+    for (int k = 0; k < 150; k++, i++)
+        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    lsf_model_update(&m, &c, 300, i++ * 60000000000LL, &r);
+    assert_true(r.score >= 0.99 && !r.suppressed);
+    lsf_model_free(&m);
+}
+
 static void test_score_of_p(void **state)
 {
     (void)state;
@@ -578,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_miner_snapshot_keeps_ids),
         cmocka_unit_test(test_miner_bounded),
         cmocka_unit_test(test_model_scores_spike_after_learning),
+        cmocka_unit_test(test_model_vigilance_after_a_report),
         cmocka_unit_test(test_score_of_p),
         cmocka_unit_test(test_rate_intervals_lateness_and_quiet),
         cmocka_unit_test(test_new_value_and_rare_template),

@@ -258,6 +258,108 @@ static void test_novelty_nearest_neighbour(void **state)
     lsf_novelty_free(&nv);
 }
 
+/* ---- anomaly likelihood ---------------------------------------------------------- */
+
+static void test_likely_short_mean_against_long_fit(void **state)
+{
+    (void)state;
+    rng_state = 17;
+    enum { K = 20 };
+    lsf_likely l;
+    lsf_likely_init(&l, K, 256);
+    /* the direct computation: short mean of the last K, EWMA of earlier means */
+    lsf_ewma fit;
+    lsf_ewma_init(&fit, 256);
+    double ring[K];
+    int low = 0, n = 0;
+    for (int i = 0; i < 3000; i++) {
+        double raw = 0.5 * unif();
+        ring[i % K] = raw;
+        bool ready = lsf_likely_ready(&l, 50);
+        double p = lsf_likely_add(&l, raw, 50);
+        if (i < K - 1) {
+            assert_true(p == 1 && !ready);
+            continue;
+        }
+        double m = 0;
+        for (int k = 0; k < K; k++)
+            m += (float)ring[k];
+        m /= K;
+        double want = 1;
+        if (fit.n >= 50) {
+            double sd = lsf_ewma_sd(&fit) < 0.05 ? 0.05 : lsf_ewma_sd(&fit);
+            want = 0.5 * erfc((m - fit.mean) / sd / M_SQRT2);
+            assert_true(ready);
+        } else
+            assert_false(ready);
+        lsf_ewma_add(&fit, m);
+        assert_true(fabs(p - want) < 1e-6);
+        if (fit.n > 50) {
+            n++;
+            low += p < 0.01;
+        }
+    }
+    /* on a stationary raw score the likelihood is rarely extreme */
+    if (low > n * 0.03)
+        fail_msg("p < 0.01 for %d of %d stationary points", low, n);
+    /* one wild raw score among low ones moves the short mean little... */
+    double p1 = lsf_likely_add(&l, 1.0, 50);
+    assert_true(p1 > 0.01);
+    /* ...a run of them is what the likelihood reports */
+    double p2 = 1;
+    for (int i = 0; i < K; i++)
+        p2 = lsf_likely_add(&l, 1.0, 50);
+    assert_true(p2 < 1e-4);
+    /* non-finite raw scores are ignored */
+    assert_true(lsf_likely_add(&l, NAN, 50) == 1);
+
+    /* snapshot round trip: the restored copy answers the same */
+    lsf_wbuf w = {0};
+    lsf_likely_save(&l, &w);
+    lsf_likely l2;
+    lsf_likely_init(&l2, K, 256);
+    lsf_rbuf rb = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_likely_load(&l2, &rb), 0);
+    assert_true(lsf_likely_add(&l, 0.3, 50) == lsf_likely_add(&l2, 0.3, 50));
+    /* saved with another short length or half-life: refused, left empty */
+    lsf_likely l3;
+    lsf_likely_init(&l3, K - 1, 256);
+    rb = (lsf_rbuf){w.p, w.len, 0, false};
+    assert_int_equal(lsf_likely_load(&l3, &rb), -1);
+    assert_false(lsf_likely_ready(&l3, 0));
+    lsf_likely_init(&l3, K, 100);
+    rb = (lsf_rbuf){w.p, w.len, 0, false};
+    assert_int_equal(lsf_likely_load(&l3, &rb), -1);
+    lsf_wbuf_free(&w);
+}
+
+/* ---- vigilance --------------------------------------------------------------------- */
+
+static void test_vigil_bar_rises_and_decays(void **state)
+{
+    (void)state;
+    lsf_vigil v = {0};
+    double f = lsf_vigil_factor(100);
+    assert_true(lsf_vigil_passes(&v, 1e-9));
+    lsf_vigil_raise(&v, 10);
+    assert_false(lsf_vigil_passes(&v, 10));
+    assert_false(lsf_vigil_passes(&v, 9));
+    assert_true(lsf_vigil_passes(&v, 10.5));
+    /* a lower report does not lower the bar */
+    lsf_vigil_raise(&v, 4);
+    assert_false(lsf_vigil_passes(&v, 9.9));
+    /* half-life: after 100 observations the bar is half */
+    for (int i = 0; i < 100; i++)
+        lsf_vigil_decay(&v, f);
+    assert_true(fabs(v.bar - 5) < 1e-3);
+    assert_true(lsf_vigil_passes(&v, 5.01) && !lsf_vigil_passes(&v, 4.99));
+    /* it fades to nothing, never to a denormal */
+    for (int i = 0; i < 20000; i++)
+        lsf_vigil_decay(&v, f);
+    assert_true(v.bar == 0);
+    assert_true(lsf_vigil_factor(0) == 0);
+}
+
 /* ---- HyperLogLog ------------------------------------------------------------------ */
 
 static void test_hll_relative_error(void **state)
@@ -490,6 +592,8 @@ int main(void)
         cmocka_unit_test(test_sliding_median_and_mad),
         cmocka_unit_test(test_tailrank_matches_exact_rank_in_the_tail),
         cmocka_unit_test(test_novelty_nearest_neighbour),
+        cmocka_unit_test(test_likely_short_mean_against_long_fit),
+        cmocka_unit_test(test_vigil_bar_rises_and_decays),
         cmocka_unit_test(test_hll_relative_error),
         cmocka_unit_test(test_cms_overestimate_bound),
         cmocka_unit_test(test_topk_recall_on_zipf),
