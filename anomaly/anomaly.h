@@ -106,12 +106,15 @@ typedef struct lsf_anom_acc {
 enum lsf_anom_agg { LSF_ANOM_AGG_MEAN = 0, LSF_ANOM_AGG_MAX, LSF_ANOM_AGG_MIN, LSF_ANOM_AGG_SUM };
 
 typedef struct lsf_anom_entry lsf_anom_entry;
+typedef struct lsf_anom_rec lsf_anom_rec;
+
+/* One detector's state for one key: a part of the key's record (below). */
 struct lsf_anom_entry {
     uint64_t hash;
-    lsf_anom_entry *hnext;          /* hash chain */
+    lsf_anom_rec *rec;              /* the key's record, which holds this part */
     lsf_anom_entry *prev, *next;    /* LRU: shard.lru.next is the most recent */
-    char *key;                      /* key text (by-values joined by 0x1f), cut at LSF_ANOM_MAX_KEY */
-    uint32_t key_len;
+    const char *key;                /* key text (by-values joined by 0x1f), in the record */
+    uint32_t key_len;               /* cut at LSF_ANOM_MAX_KEY */
     size_t bytes;                   /* what this entry accounts for */
     uint64_t stamp;                 /* shard clock when last moved to the LRU front */
     int64_t last_ns;                /* event time of its last observation */
@@ -121,6 +124,7 @@ struct lsf_anom_entry {
             int64_t newest;        /* newest open interval index */
             int64_t closed;        /* last interval fed to the model */
             bool started;
+            bool swept;            /* the sweep fed the model: bytes to re-account */
             lsf_anom_acc acc[LSF_ANOM_RATE_OPEN]; /* open intervals, by index % rate_open */
             lsf_model m;           /* touched once per interval */
         } series;                  /* rate, numeric */
@@ -133,9 +137,38 @@ struct lsf_anom_entry {
     } u;
 };
 
-typedef struct lsf_anom_shard {
-    lsf_anom_entry **buckets;
+/* One key of a key group (the detectors with the same `by`): found with one
+ * hash lookup for all of them, its parts side by side in one allocation, so
+ * an event costs one bucket and one record miss instead of one of each per
+ * detector. A part is live while its detector keeps the key (each detector
+ * still has its own LRU, budget and evictions); the record goes with its
+ * last live part. */
+struct lsf_anom_rec {
+    uint64_t hash;
+    lsf_anom_rec *hnext;            /* hash chain of the group shard */
+    uint32_t key_len;
+    uint32_t live;                  /* bit i: part i is live */
+    char *key;                      /* after the parts, NUL-terminated */
+    lsf_anom_entry part[];          /* one per detector of the group */
+};
+
+/* A key group's table of records, one per shard (used under that shard's ticket). */
+typedef struct lsf_anom_keytab {
+    lsf_anom_rec **buckets;
     uint32_t nbuckets, n;
+} lsf_anom_keytab;
+
+#define LSF_ANOM_MAX_GROUP 32 /* detectors sharing one record (more start a new group) */
+
+typedef struct lsf_anom_group {
+    uint32_t nparts;
+    uint32_t nshards;
+    lsf_anom_keytab *shard;
+} lsf_anom_group;
+
+typedef struct lsf_anom_shard {
+    uint32_t nbuckets;   /* buckets charged to the budget: a table of its own keys' size */
+    uint32_t n;          /* live entries */
     lsf_anom_entry lru;  /* sentinel of the LRU ring */
     size_t bytes;
     uint64_t clock;      /* counts moves to the LRU front */
@@ -152,6 +185,9 @@ typedef struct lsf_anom_det {
     lsf_miner *miner;       /* rare_template */
     uint16_t field_id;
     uint32_t key_group;     /* detectors with the same by-fields share a group */
+    lsf_anom_group *grp;    /* its records (shared with the group) */
+    uint32_t grp_slot;      /* its part in them */
+    bool grp_owner;         /* frees grp */
     lsf_counter *c_scored, *c_alerts, *c_keys, *c_evicted, *c_skipped, *c_bad_value, *c_late,
         *c_quiet, *c_bytes;
 } lsf_anom_det;
@@ -159,6 +195,21 @@ typedef struct lsf_anom_det {
 /* Shard tables. */
 void lsf_anom_shards_init(lsf_anom_det *d, uint32_t nshards);
 void lsf_anom_shards_free(lsf_anom_det *d);
+/* Puts detector d into the key group of `leader` (a detector with the same
+ * `by`), or into a new group of its own that d owns when leader is NULL or
+ * its group is full. Once per detector, before any key is created. */
+void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader);
+/* Frees d's group if d owns it (after every detector's shards are freed). */
+void lsf_anom_group_free(lsf_anom_det *d);
+/* The record of hash in d's group's shard k, or NULL. */
+static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k, uint64_t hash)
+{
+    const lsf_anom_keytab *t = &d->grp->shard[k];
+    lsf_anom_rec *r = t->buckets[hash & (t->nbuckets - 1)];
+    while (r && r->hash != hash)
+        r = r->hnext;
+    return r;
+}
 /* Finds the entry of key (hash, text) in shard s, creating it (evicting
  * least-recently-used entries over the budget) when absent. Moves it to the
  * front of the LRU. *created tells which. Never NULL. */

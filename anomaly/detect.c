@@ -317,6 +317,7 @@ bool lsf_anom_series_sweep(lsf_anom_det *d, lsf_anom_entry *e, int64_t wm_ns, ls
     if (limit <= e->u.series.closed || e->u.series.newest > limit)
         return false; /* the key is still active: its own events close intervals */
     bool scored = close_upto(d, e, limit, res);
+    e->u.series.swept |= scored; /* the caller walks the LRU: no re-accounting now */
     if (scored && d->def.type == LSF_ANOM_RATE && res->observed == 0 && res->expected > 0)
         res->reason = LSF_REASON_QUIET;
     return scored;

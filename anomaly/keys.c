@@ -9,9 +9,17 @@
  * Evictions are counted (<stage>.<detector>.evicted); an evicted key starts
  * over (learning again) if it comes back.
  *
- * Cost per key: the entry (~700 bytes + the key text) plus what its
- * detector keeps (model.c, firstseen.c, topk.c report their bytes), plus
- * 8 bytes of hash bucket.
+ * Detectors with the same `by` share their keys' records (anomaly.h): one
+ * hash table per key group and shard, each record holding one part (entry)
+ * per detector of the group, so one lookup finds a key for all of them.
+ * LRU order, budgets and evictions stay per detector: an evicted part is
+ * freed of its state and marked dead, and the record goes with its last
+ * live part.
+ *
+ * Cost per key, charged to each detector: its entry (~700 bytes + the key
+ * text) plus what it keeps (model.c, firstseen.c, topk.c report their
+ * bytes), plus 8 bytes of hash bucket. The dead parts of a record that
+ * another detector still keeps (~700 bytes each) are charged to no one.
  *
  * Threads: shard s of a detector is used only by the holder of the stage's
  * ticket s (score.c) or by a single-threaded caller (logsift score).
@@ -40,9 +48,8 @@ void lsf_anom_shards_init(lsf_anom_det *d, uint32_t nshards)
     for (uint32_t i = 0; i < d->nshards; i++) {
         lsf_anom_shard *s = &d->shard[i];
         s->nbuckets = 64;
-        s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
         s->lru.next = s->lru.prev = &s->lru;
-        s->bytes = s->nbuckets * sizeof(*s->buckets);
+        s->bytes = s->nbuckets * sizeof(lsf_anom_rec *);
         if (d->def.type == LSF_ANOM_RARE_TEMPLATE) {
             uint32_t w = d->def.sketch_width;
             lsf_cms_init(&s->cms, 2.718281828 / (w ? w : 1), 0.02);
@@ -51,33 +58,74 @@ void lsf_anom_shards_init(lsf_anom_det *d, uint32_t nshards)
     }
 }
 
-static void unlink_entry(lsf_anom_shard *s, lsf_anom_entry *e)
+void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
+{
+    if (leader && leader->grp->nparts < LSF_ANOM_MAX_GROUP) {
+        d->grp = leader->grp;
+        d->grp_slot = d->grp->nparts++;
+        d->grp_owner = false;
+        return;
+    }
+    lsf_anom_group *g = xcalloc(1, sizeof(*g));
+    g->nparts = 1;
+    g->nshards = d->nshards;
+    g->shard = xcalloc(g->nshards, sizeof(lsf_anom_keytab));
+    for (uint32_t i = 0; i < g->nshards; i++) {
+        g->shard[i].nbuckets = 64;
+        g->shard[i].buckets = xcalloc(64, sizeof(lsf_anom_rec *));
+    }
+    d->grp = g;
+    d->grp_slot = 0;
+    d->grp_owner = true;
+}
+
+void lsf_anom_group_free(lsf_anom_det *d)
+{
+    if (!d->grp_owner || !d->grp)
+        return;
+    for (uint32_t i = 0; i < d->grp->nshards; i++)
+        free(d->grp->shard[i].buckets);
+    free(d->grp->shard);
+    free(d->grp);
+    d->grp = NULL;
+}
+
+static uint32_t shard_index(const lsf_anom_det *d, const lsf_anom_shard *s)
+{
+    return (uint32_t)(s - d->shard);
+}
+
+/* Takes record r out of its table and frees it (its parts are all dead). */
+static void rec_free(lsf_anom_keytab *t, lsf_anom_rec *r)
+{
+    lsf_anom_rec **pp = &t->buckets[r->hash & (t->nbuckets - 1)];
+    while (*pp && *pp != r)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = r->hnext;
+    t->n--;
+    free(r);
+}
+
+/* Unlinks entry e from its detector's LRU, frees its state and marks its
+ * part dead (freeing the record with its last live part). */
+static void destroy(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e)
 {
     e->prev->next = e->next;
     e->next->prev = e->prev;
-    lsf_anom_entry **pp = &s->buckets[e->hash & (s->nbuckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = e->hnext;
     s->n--;
-}
-
-static void destroy(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e)
-{
     s->bytes -= e->bytes;
     lsf_anom_entry_free(d, e);
-    free(e->key);
-    free(e);
+    lsf_anom_rec *r = e->rec;
+    r->live &= ~(1u << d->grp_slot);
+    if (!r->live)
+        rec_free(&d->grp->shard[shard_index(d, s)], r);
 }
 
 void lsf_anom_shard_clear(lsf_anom_det *d, lsf_anom_shard *s)
 {
-    while (s->lru.next != &s->lru) {
-        lsf_anom_entry *e = s->lru.next;
-        unlink_entry(s, e);
-        destroy(d, s, e);
-    }
+    while (s->lru.next != &s->lru)
+        destroy(d, s, s->lru.next);
 }
 
 void lsf_anom_shards_free(lsf_anom_det *d)
@@ -87,7 +135,6 @@ void lsf_anom_shards_free(lsf_anom_det *d)
     for (uint32_t i = 0; i < d->nshards; i++) {
         lsf_anom_shard *s = &d->shard[i];
         lsf_anom_shard_clear(d, s);
-        free(s->buckets);
         if (s->cms.cnt)
             lsf_cms_free(&s->cms);
     }
@@ -95,20 +142,19 @@ void lsf_anom_shards_free(lsf_anom_det *d)
     d->shard = NULL;
 }
 
-static void grow(lsf_anom_shard *s)
+static void grow(lsf_anom_keytab *t)
 {
-    uint32_t nb = s->nbuckets * 2;
-    lsf_anom_entry **b = xcalloc(nb, sizeof(*b));
-    for (uint32_t i = 0; i < s->nbuckets; i++)
-        for (lsf_anom_entry *e = s->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            e->hnext = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
+    uint32_t nb = t->nbuckets * 2;
+    lsf_anom_rec **b = xcalloc(nb, sizeof(*b));
+    for (uint32_t i = 0; i < t->nbuckets; i++)
+        for (lsf_anom_rec *r = t->buckets[i], *next; r; r = next) {
+            next = r->hnext;
+            r->hnext = b[r->hash & (nb - 1)];
+            b[r->hash & (nb - 1)] = r;
         }
-    free(s->buckets);
-    s->bytes += (nb - s->nbuckets) * sizeof(*b);
-    s->buckets = b;
-    s->nbuckets = nb;
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = nb;
 }
 
 /* Evicts least-recently-used entries other than `keep` while over budget. */
@@ -122,7 +168,6 @@ static void enforce(lsf_anom_det *d, lsf_anom_shard *s, const lsf_anom_entry *ke
                 break; /* the only entry: it stays even over budget */
             victim = victim->prev;
         }
-        unlink_entry(s, victim);
         destroy(d, s, victim);
         evicted++;
     }
@@ -130,47 +175,72 @@ static void enforce(lsf_anom_det *d, lsf_anom_shard *s, const lsf_anom_entry *ke
         lsf_counter_add(d->c_evicted, evicted);
 }
 
+/* A new record for key (hash, text) in table t, every part dead. */
+static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash, const char *key,
+                             uint32_t key_len)
+{
+    size_t parts = (size_t)d->grp->nparts * sizeof(lsf_anom_entry);
+    lsf_anom_rec *r = malloc(sizeof(*r) + parts + key_len + 1);
+    if (!r)
+        lsf_die("out of memory (anomaly keys)");
+    r->hash = hash;
+    r->key_len = key_len;
+    r->live = 0;
+    r->key = (char *)r->part + parts;
+    memcpy(r->key, key, key_len);
+    r->key[key_len] = 0;
+    if (t->n + 1 > t->nbuckets)
+        grow(t);
+    r->hnext = t->buckets[hash & (t->nbuckets - 1)];
+    t->buckets[hash & (t->nbuckets - 1)] = r;
+    t->n++;
+    return r;
+}
+
 lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t hash,
                                    const char *key, uint32_t key_len, bool *created)
 {
     if (key_len > LSF_ANOM_MAX_KEY)
         key_len = LSF_ANOM_MAX_KEY;
-    for (lsf_anom_entry *e = s->buckets[hash & (s->nbuckets - 1)]; e; e = e->hnext)
-        if (e->hash == hash) {
-            *created = false;
-            /* move to the LRU front, unless it is already in the most recent
-             * eighth: busy keys then cost no writes to their neighbours */
-            if (s->clock - e->stamp < s->n / 8 + 1)
-                return e;
-            e->stamp = ++s->clock;
-            e->prev->next = e->next;
-            e->next->prev = e->prev;
-            e->next = s->lru.next;
-            e->prev = &s->lru;
-            s->lru.next->prev = e;
-            s->lru.next = e;
+    uint32_t k = shard_index(d, s);
+    lsf_anom_rec *r = lsf_anom_rec_find(d, k, hash);
+    if (r && (r->live >> d->grp_slot & 1)) {
+        lsf_anom_entry *e = &r->part[d->grp_slot];
+        *created = false;
+        /* move to the LRU front, unless it is already in the most recent
+         * eighth: busy keys then cost no writes to their neighbours */
+        if (s->clock - e->stamp < s->n / 8 + 1)
             return e;
-        }
-    lsf_anom_entry *e = xcalloc(1, sizeof(*e));
+        e->stamp = ++s->clock;
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+        e->next = s->lru.next;
+        e->prev = &s->lru;
+        s->lru.next->prev = e;
+        s->lru.next = e;
+        return e;
+    }
+    if (!r)
+        r = rec_new(d, &d->grp->shard[k], hash, key, key_len);
+    lsf_anom_entry *e = &r->part[d->grp_slot];
+    memset(e, 0, sizeof(*e));
     e->hash = hash;
-    e->key = malloc(key_len + 1);
-    if (!e->key)
-        lsf_die("out of memory (anomaly keys)");
-    memcpy(e->key, key, key_len);
-    e->key[key_len] = 0;
-    e->key_len = key_len;
+    e->rec = r;
+    e->key = r->key;
+    e->key_len = r->key_len;
+    r->live |= 1u << d->grp_slot;
     lsf_anom_entry_init(d, e);
     e->stamp = ++s->clock;
-    if (s->n + 1 > s->nbuckets)
-        grow(s);
-    e->hnext = s->buckets[hash & (s->nbuckets - 1)];
-    s->buckets[hash & (s->nbuckets - 1)] = e;
+    if (s->n + 1 > s->nbuckets) {
+        s->bytes += s->nbuckets * sizeof(lsf_anom_rec *);
+        s->nbuckets *= 2;
+    }
     e->next = s->lru.next;
     e->prev = &s->lru;
     s->lru.next->prev = e;
     s->lru.next = e;
     s->n++;
-    e->bytes = sizeof(*e) + key_len + 1 + lsf_anom_entry_bytes(d, e);
+    e->bytes = sizeof(*e) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
     s->bytes += e->bytes;
     if (d->c_keys)
         lsf_counter_add(d->c_keys, 1);

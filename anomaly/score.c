@@ -463,28 +463,46 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 
 /* ---- phase 2: state, per shard in batch order -------------------------------------- */
 
+#define PIPE 3 /* shards between a bucket prefetch and the updates (anom_process) */
+
 static void prefetch_bucket(anom_ctx *x, const obs *o)
 {
-    const lsf_anom_shard *s = &x->a.det[o->det].shard[o->shard];
-    __builtin_prefetch(&s->buckets[o->hash & (s->nbuckets - 1)]);
+    const lsf_anom_keytab *t = &x->a.det[o->det].grp->shard[o->shard];
+    __builtin_prefetch(&t->buckets[o->hash & (t->nbuckets - 1)]);
 }
 
+/* The record in the bucket and the lines of the detector's part an update
+ * reads first: their addresses follow from the record's without a load. */
 static void prefetch_entry(anom_ctx *x, const obs *o)
 {
-    const lsf_anom_shard *s = &x->a.det[o->det].shard[o->shard];
-    const lsf_anom_entry *e = s->buckets[o->hash & (s->nbuckets - 1)];
-    if (e)
-        __builtin_prefetch(e);
+    const lsf_anom_det *d = &x->a.det[o->det];
+    const lsf_anom_keytab *t = &d->grp->shard[o->shard];
+    const lsf_anom_rec *r = t->buckets[o->hash & (t->nbuckets - 1)];
+    if (!r)
+        return;
+    const lsf_anom_entry *e = &r->part[d->grp_slot];
+    __builtin_prefetch(r);
+    __builtin_prefetch(e);
+    __builtin_prefetch((const char *)e + 64);
+    if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC)
+        for (uint32_t i = 0; i < d->def.rate_open; i += 2)
+            __builtin_prefetch(&e->u.series.acc[i]);
 }
 
-/* The detector state the update will touch, once the entry is in cache. */
+/* The detector state the update will touch, once the entry is in cache:
+ * its sets, and the LRU neighbours a move to the front will write. */
 static void prefetch_state(anom_ctx *x, const obs *o)
 {
     const lsf_anom_det *d = &x->a.det[o->det];
-    const lsf_anom_shard *s = &d->shard[o->shard];
-    const lsf_anom_entry *e = s->buckets[o->hash & (s->nbuckets - 1)];
-    if (!e || e->hash != o->hash)
+    const lsf_anom_rec *r = lsf_anom_rec_find(d, o->shard, o->hash);
+    if (!r || !(r->live >> d->grp_slot & 1))
         return;
+    const lsf_anom_entry *e = &r->part[d->grp_slot];
+    const lsf_anom_shard *s = &d->shard[o->shard];
+    if (s->clock - e->stamp >= s->n / 8 + 1) {
+        __builtin_prefetch(e->prev, 1);
+        __builtin_prefetch(e->next, 1);
+    }
     switch (d->def.type) {
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_prefetch(&e->u.values, o->vhash);
@@ -493,7 +511,6 @@ static void prefetch_state(anom_ctx *x, const obs *o)
         __builtin_prefetch(e->u.tpl.top.heap);
         break;
     default:
-        __builtin_prefetch(&e->u.series.acc[LSF_ANOM_RATE_OPEN / 2]);
         break;
     }
 }
@@ -511,8 +528,15 @@ static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
     case LSF_ANOM_NUMERIC:
         if (d->def.interval_ns == 0)
             lsf_anom_series_value(d, e, o->x, o->t, &res);
-        else if (!lsf_anom_series_event(d, e, o->t, o->x, &res))
+        else if (!lsf_anom_series_event(d, e, o->t, o->x, &res)) {
+            /* no interval closed: the model, and so the entry's bytes, did
+             * not change since the last re-accounting unless a sweep fed it
+             * (reading its size costs a miss or two) */
             res.reason = LSF_REASON_NONE;
+            if (!e->u.series.swept)
+                return;
+        }
+        e->u.series.swept = false;
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_anom_new_value(d, e, o->vhash, lsf_str_make(w->buf + o->val_off, o->val_len), o->t,
@@ -589,30 +613,38 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
         w->best[i] = -1;
         w->hits[i] = 0;
     }
+    /* Keys are cache misses: a shard's buckets, then its records and entries,
+     * then the state in them are asked for a step before they are needed, a
+     * step being one shard's updates, so the misses overlap with work. The
+     * tickets of the shards in flight are held together, taken and passed on
+     * in shard order (hand over hand), so no batch waits for one behind it. */
     int64_t wm = 0;
-    for (uint32_t k = 0; k < a->nshards; k++) {
-        lsf_anom_ticket *tk = &a->tk[k];
-        lsf_turn_wait(tk, b->seq);
-        if (k == 0) { /* the watermark after this batch: read only here, under ticket 0 */
-            if (tmax > a->watermark_ns)
-                a->watermark_ns = tmax;
-            wm = a->watermark_ns;
+    uint32_t ns = a->nshards;
+    for (uint32_t k = 0; k < ns + PIPE; k++) {
+        if (k < ns) {
+            lsf_turn_wait(&a->tk[k], b->seq);
+            if (k == 0) { /* the watermark after this batch: read only here, under ticket 0 */
+                if (tmax > a->watermark_ns)
+                    a->watermark_ns = tmax;
+                wm = a->watermark_ns;
+            }
+            for (uint32_t j = w->shard_off[k]; j < w->shard_off[k + 1]; j++)
+                prefetch_bucket(x, &w->o[w->order[j]]);
         }
-        uint32_t from = w->shard_off[k], to = w->shard_off[k + 1];
-        /* keys are cache misses: ask for all the shard's buckets, then all its
-         * entries, then the state in them, so the misses overlap instead of
-         * following one another */
-        for (uint32_t j = from; j < to; j++)
-            prefetch_bucket(x, &w->o[w->order[j]]);
-        for (uint32_t j = from; j < to; j++)
-            prefetch_entry(x, &w->o[w->order[j]]);
-        for (uint32_t j = from; j < to; j++)
-            prefetch_state(x, &w->o[w->order[j]]);
-        for (uint32_t j = from; j < to; j++)
-            apply(x, w, b, &w->o[w->order[j]]);
-        if (wm)
-            sweep(x, w, b, k, wm);
-        lsf_turn_done(tk);
+        if (k >= 1 && k - 1 < ns)
+            for (uint32_t j = w->shard_off[k - 1]; j < w->shard_off[k]; j++)
+                prefetch_entry(x, &w->o[w->order[j]]);
+        if (k >= 2 && k - 2 < ns)
+            for (uint32_t j = w->shard_off[k - 2]; j < w->shard_off[k - 1]; j++)
+                prefetch_state(x, &w->o[w->order[j]]);
+        if (k >= PIPE) {
+            uint32_t a_k = k - PIPE;
+            for (uint32_t j = w->shard_off[a_k]; j < w->shard_off[a_k + 1]; j++)
+                apply(x, w, b, &w->o[w->order[j]]);
+            if (wm)
+                sweep(x, w, b, a_k, wm);
+            lsf_turn_done(&a->tk[a_k]);
+        }
     }
     if (a->ndet > 1)
         list_detectors(x, w, b);

@@ -286,11 +286,14 @@ int lsf_anom_parse(lsf_anom *a, const lsf_node *list, uint32_t nshards, const ch
     for (size_t i = 0; i < a->ndet; i++) {
         det_start(&a->det[i], a->nshards, stage_name);
         a->det[i].key_group = (uint32_t)i;
+        lsf_anom_det *leader = NULL;
         for (size_t j = 0; j < i; j++)
             if (same_by(&a->det[i].def.by, &a->det[j].def.by)) {
                 a->det[i].key_group = a->det[j].key_group;
+                leader = &a->det[j];
                 break;
             }
+        lsf_anom_group_join(&a->det[i], leader);
     }
     return 0;
 }
@@ -311,8 +314,10 @@ int lsf_anom_default(lsf_anom *a, int type, const char *name, lsf_errbuf *err)
 
 void lsf_anom_free(lsf_anom *a)
 {
+    for (size_t i = 0; i < a->ndet; i++)
+        lsf_anom_shards_free(&a->det[i]); /* frees the records with their last parts */
     for (size_t i = 0; i < a->ndet; i++) {
-        lsf_anom_shards_free(&a->det[i]);
+        lsf_anom_group_free(&a->det[i]);
         lsf_miner_free(a->det[i].miner);
         def_free(&a->det[i].def);
     }
