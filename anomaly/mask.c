@@ -78,7 +78,7 @@ static bool word_is(const char *s, span w, const char *lit, size_t n)
 
 /* One of the 3-letter names of list (day or month names: capital, then two
  * lower-case letters, which most words fail at once). */
-static bool in_list(const char *s, span w, const char *list)
+static inline bool in_list(const char *s, span w, const char *list)
 {
     const unsigned char *p = (const unsigned char *)s + w.off;
     if (w.len != 3 || !(cls[p[0]] & C_UPPER) || !(cls[p[1]] & cls[p[2]] & C_LOWER))
@@ -182,7 +182,7 @@ static bool identifier(const char *s, uint32_t off, uint32_t len)
     return true;
 }
 
-static bool context_word(const char *s, span w)
+static inline bool context_word(const char *s, span w)
 {
     return word_is(s, w, "user", 4) || word_is(s, w, "for", 3);
 }
@@ -195,7 +195,7 @@ typedef struct emitter {
 
 /* Emits the token [off, off + len); a variable merging into the previous
  * one extends it to raw_end (brackets around the value included). */
-static void emit(emitter *e, uint32_t off, uint32_t len, uint32_t raw_end, bool var)
+static inline __attribute__((always_inline)) void emit(emitter *e, uint32_t off, uint32_t len, uint32_t raw_end, bool var)
 {
     lsf_masked *m = e->out;
     lsf_mtok *last = m->n ? &m->tok[m->n - 1] : NULL;
