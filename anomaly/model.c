@@ -14,7 +14,9 @@
  * Each measure is ranked against that measure's own last
  * LSF_TAIL_BLOCKS * tail_block values (tail.c), which yields a p-value that
  * is valid without distributional assumptions and means the same thing for a
- * CPU gauge and a byte counter. The measures are combined by the minimum
+ * CPU gauge and a byte counter; a measure within 1% of a value of the
+ * horizon ties with it (a gauge pinned at 100% makes "new maxima" by
+ * rounding). The measures are combined by the minimum
  * p-value times their number (Bonferroni), the score is 1 - p. Then three
  * rules decide whether report-level evidence (p <= 0.01) counts in full;
  * each one it fails halves the evidence (-log10 p), i.e. the score becomes
@@ -129,6 +131,9 @@ static uint32_t ring_cap(const lsf_model_conf *c)
     return c->window;
 }
 
+/* A measure within 1% of a value of the horizon ties with it: a gauge
+ * pinned at its ceiling (CPU at 100%) makes "new maxima" by rounding. */
+#define TIE 1.01
 /* Report-level evidence: the gate and the vigilance bar apply from here
  * (p <= 0.01); below it scores are left as ranked. */
 #define REPORT_P 0.01
@@ -219,7 +224,7 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
     if (t >= c->window) {
         double a = a_spike = fabs(x - med);
         if (scoring)
-            p_spike = lsf_tailrank_p(&m->t_spike, a);
+            p_spike = lsf_tailrank_p(&m->t_spike, a / TIE);
         over_spike = a / lsf_tailrank_max(&m->t_spike);
         lsf_tailrank_add(&m->t_spike, a);
     }
@@ -232,7 +237,7 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
         if (m->shapes.n) {
             double a = a_shape = lsf_novelty_nn(&m->shapes, f);
             if (scoring)
-                p_shape = lsf_tailrank_p(&m->t_shape, a);
+                p_shape = lsf_tailrank_p(&m->t_shape, a / TIE);
             over_shape = a / lsf_tailrank_max(&m->t_shape);
             lsf_tailrank_add(&m->t_shape, a);
         }
@@ -251,7 +256,7 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
         if (lsf_seasonal_expect(&m->season, time_ns, 3, &mean, &sd)) {
             double a = fabs(x - mean) / (sd > 0 ? sd : 1e-9 + fabs(mean) * 1e-6);
             if (scoring)
-                p_season = lsf_tailrank_p(&m->t_season, a);
+                p_season = lsf_tailrank_p(&m->t_season, a / TIE);
             lsf_tailrank_add(&m->t_season, a);
             if (p_season < p_spike && p_season < p_shape)
                 out->expected = mean;
