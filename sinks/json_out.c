@@ -398,14 +398,24 @@ static const char digits2[200] = "0001020304050607080910111213141516171819202122
                                  "50515253545556575859606162636465666768697071727374"
                                  "75767778798081828384858687888990919293949596979899";
 
+static const uint64_t pow10_u64[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
+    1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+    100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+    1000000000000000000ull, 10000000000000000000ull,
+};
+
+/* Writes v's digits at d, two at a time from the end; returns the new end. */
 static char *u64_text(char *d, uint64_t v)
 {
-    char tmp[20], *p = tmp + sizeof(tmp);
+    unsigned n = 1;
+    while (n < 20 && v >= pow10_u64[n])
+        n++;
+    char *e = d + n, *p = e;
     while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
         p -= 2;
-        memcpy(p, digits2 + 2 * r, 2);
+        memcpy(p, digits2 + 2 * (v % 100), 2);
+        v /= 100;
     }
     if (v >= 10) {
         p -= 2;
@@ -413,9 +423,7 @@ static char *u64_text(char *d, uint64_t v)
     } else {
         *--p = (char)('0' + v);
     }
-    size_t n = (size_t)(tmp + sizeof(tmp) - p);
-    memcpy(d, p, n);
-    return d + n;
+    return e;
 }
 
 static void put_i64(lsf_outbuf *o, int64_t v)
@@ -493,13 +501,91 @@ size_t lsf_format_rfc3339_utc(int64_t ns, char *buf)
     return (size_t)(p - buf);
 }
 
+/* The date and time of the two seconds formatted last on this thread
+ * ("2026-03-03T10:00:01"): an event's @timestamp and event.ingested each
+ * change second rarely, so most times only format their microseconds. */
+static _Thread_local struct {
+    int64_t sec[2];
+    char text[2][20];
+    unsigned next; /* the entry a miss replaces */
+} tcache = {{INT64_MIN, INT64_MIN}, {"", ""}, 0};
+
 static void put_time(lsf_outbuf *o, int64_t ns)
 {
-    char *d = room(o, 40);
-    *d++ = '"';
-    d += lsf_format_rfc3339_utc(ns, d);
-    *d++ = '"';
-    o->len = (size_t)(d - o->buf);
+    int64_t sec = ns / 1000000000, sub = ns % 1000000000;
+    if (sub < 0) {
+        sub += 1000000000;
+        sec--;
+    }
+    unsigned k = tcache.sec[0] == sec ? 0 : tcache.sec[1] == sec ? 1 : 2;
+    if (k == 2) {
+        char buf[40];
+        k = tcache.next;
+        tcache.next ^= 1;
+        lsf_format_rfc3339_utc(ns, buf);
+        memcpy(tcache.text[k], buf, 19);
+        tcache.sec[k] = sec;
+    }
+    unsigned usec = (unsigned)(sub / 1000);
+    char *d = room(o, 32);
+    d[0] = '"';
+    memcpy(d + 1, tcache.text[k], 19);
+    d[20] = '.';
+    d = two(d + 21, usec / 10000);
+    d = two(d, usec / 100 % 100);
+    d = two(d, usec % 100);
+    d[0] = 'Z';
+    d[1] = '"';
+    o->len = (size_t)(d + 2 - o->buf);
+}
+
+/* The fast path of put_f64: v as "%.15g" writes it, when that text reads
+ * back exactly and has no exponent (1e-4 <= |v| < 1e15); NULL otherwise.
+ * m = v * 10^k rounded, for the k that leaves 15 significant digits, is
+ * that text when m / 10^k == v: both are exact or correctly rounded
+ * (m < 2^53, 10^k exact for k <= 22), and a decimal of at most 15 digits
+ * is the only one of them that rounds to v (DBL_DIG is 15). */
+static char *f64_short(char *d, double v)
+{
+    static const double pow10_f64[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                       1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+    static const double below[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5,
+                                   1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+    if (v == 0) {
+        if (signbit(v))
+            *d++ = '-';
+        *d++ = '0';
+        return d;
+    }
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e15))
+        return NULL;
+    int x = 18; /* below[x] <= a: a's decimal exponent is x - 4 */
+    while (a < below[x])
+        x--;
+    int k = 18 - x; /* 15 significant digits: 14 - (x - 4) after the point */
+    double t = a * pow10_f64[k];
+    if (!(t < 1e15))
+        return NULL;
+    uint64_t m = (uint64_t)(t + 0.5);
+    if (m >= 1000000000000000ull || (double)m / pow10_f64[k] != a)
+        return NULL;
+    while (k > 0 && m % 10 == 0) {
+        m /= 10;
+        k--;
+    }
+    if (v < 0)
+        *d++ = '-';
+    if (!k)
+        return u64_text(d, m);
+    d = u64_text(d, m / pow10_u64[k]);
+    *d++ = '.';
+    uint64_t frac = m % pow10_u64[k];
+    for (int i = k - 1; i >= 0; i--) {
+        d[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    return d + k;
 }
 
 /* Shortest of %.15g/%.16g/%.17g that reads back exactly; NaN/Inf -> null. */
@@ -507,6 +593,11 @@ static void put_f64(lsf_outbuf *o, double v)
 {
     if (!isfinite(v)) {
         PUT_LIT(o, "null");
+        return;
+    }
+    char *d = f64_short(room(o, 32), v);
+    if (d) {
+        o->len = (size_t)(d - o->buf);
         return;
     }
     char buf[40];
