@@ -56,6 +56,8 @@ const char *lsf_anom_type_name(int type);
 #define LSF_ANOM_MAX_KEY 512   /* bytes of a key kept (longer keys are cut, hashed whole) */
 #define LSF_ANOM_RATE_OPEN 8   /* most intervals open for late events */
 
+struct lsf_fieldref;
+
 typedef struct lsf_anom_where {
     char *field, *value;
 } lsf_anom_where;
@@ -184,6 +186,9 @@ typedef struct lsf_anom_det {
     uint64_t shard_keys;    /* max_keys / nshards (>= 1) */
     lsf_miner *miner;       /* rare_template */
     uint16_t field_id;
+    /* the field names resolved once (rules/rules_int.h): by[0..by.n), then
+     * where[0..nwhere), then field (when set) */
+    struct lsf_fieldref *refs;
     uint32_t key_group;     /* detectors with the same by-fields share a group */
     lsf_anom_group *grp;    /* its records (shared with the group) */
     uint32_t grp_slot;      /* its part in them */

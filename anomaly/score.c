@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "core/pipeline.h"
 #include "core/stage.h"
+#include "rules/rules_int.h"
 
 typedef struct anom_conf {
     const lsf_node *detectors;
@@ -151,13 +152,18 @@ static uint32_t buf_put(wscratch *w, const char *p, size_t n)
     return off;
 }
 
+/* The detector's `field`, resolved at start. */
+static const lsf_fieldref *field_ref(const lsf_anom_det *d)
+{
+    return &d->refs[d->def.by.n + d->def.nwhere];
+}
+
 static bool where_holds(const lsf_anom_det *d, const lsf_event *ev)
 {
     for (size_t i = 0; i < d->def.nwhere; i++) {
         char scratch[32];
         lsf_str v;
-        const char *f = d->def.where[i].field;
-        if (!lsf_event_get_str(ev, lsf_str_make(f, strlen(f)), scratch, &v) ||
+        if (!lsf_fieldref_get(ev, &d->refs[d->def.by.n + i], scratch, &v) ||
             !lsf_str_eq_cstr(v, d->def.where[i].value))
             return false;
     }
@@ -167,8 +173,8 @@ static bool where_holds(const lsf_anom_det *d, const lsf_event *ev)
 /* The numeric value of d's field; false when absent, *bad when not a number. */
 static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, bool *bad)
 {
-    lsf_str name = lsf_str_make(d->def.field, strlen(d->def.field));
-    const lsf_field *f = lsf_event_find(ev, name);
+    const lsf_fieldref *ref = field_ref(d);
+    const lsf_field *f = lsf_event_find(ev, ref->name);
     *bad = false;
     if (f && f->type == LSF_T_INT) {
         *x = (double)f->v.i;
@@ -181,7 +187,7 @@ static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, boo
     }
     char scratch[32], tmp[64];
     lsf_str v;
-    if (!lsf_event_get_str(ev, name, scratch, &v))
+    if (!lsf_fieldref_get(ev, ref, scratch, &v))
         return false;
     if (v.len == 0 || v.len >= sizeof(tmp)) {
         *bad = true;
@@ -249,8 +255,7 @@ static void extract(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i)
         } else if (d->def.type != LSF_ANOM_RATE) {
             char scratch[32];
             lsf_str v;
-            if (!lsf_event_get_str(ev, lsf_str_make(d->def.field, strlen(d->def.field)), scratch,
-                                   &v)) {
+            if (!lsf_fieldref_get(ev, field_ref(d), scratch, &v)) {
                 lsf_counter_add(d->c_skipped, 1);
                 continue;
             }

@@ -16,6 +16,7 @@
 #include "anomaly/anomaly.h"
 #include "anomaly/hash.h"
 #include "core/log.h"
+#include "rules/rules_int.h"
 
 #define KEY_SEED 0x616e6f6d616c7921ULL
 
@@ -239,6 +240,15 @@ static void det_start(lsf_anom_det *d, uint32_t nshards, const char *stage)
     }
     if (d->def.field)
         d->field_id = lsf_field_intern(d->def.field, strlen(d->def.field));
+    d->refs = calloc(d->def.by.n + d->def.nwhere + 1, sizeof(lsf_fieldref));
+    if (!d->refs)
+        lsf_die("out of memory");
+    for (size_t i = 0; i < d->def.by.n; i++)
+        d->refs[i] = lsf_fieldref_make(d->def.by.v[i]);
+    for (size_t i = 0; i < d->def.nwhere; i++)
+        d->refs[d->def.by.n + i] = lsf_fieldref_make(d->def.where[i].field);
+    if (d->def.field)
+        d->refs[d->def.by.n + d->def.nwhere] = lsf_fieldref_make(d->def.field);
     lsf_anom_shards_init(d, nshards);
     det_counters(d, stage);
 }
@@ -318,6 +328,7 @@ void lsf_anom_free(lsf_anom *a)
         lsf_anom_shards_free(&a->det[i]); /* frees the records with their last parts */
     for (size_t i = 0; i < a->ndet; i++) {
         lsf_anom_group_free(&a->det[i]);
+        free(a->det[i].refs);
         lsf_miner_free(a->det[i].miner);
         def_free(&a->det[i].def);
     }
@@ -342,8 +353,7 @@ int lsf_anom_key(const lsf_anom_det *d, const lsf_event *ev, char *buf, size_t c
     for (size_t i = 0; i < d->def.by.n; i++) {
         char scratch[32];
         lsf_str v;
-        const char *name = d->def.by.v[i];
-        if (!lsf_event_get_str(ev, lsf_str_make(name, strlen(name)), scratch, &v))
+        if (!lsf_fieldref_get(ev, &d->refs[i], scratch, &v))
             return -1;
         if (i && o < cap)
             buf[o] = 0x1f;
