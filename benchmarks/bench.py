@@ -404,6 +404,12 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
     return res
 
 
+def runner(scn):
+    """run_one for the scenarios that write a file; kafka.run_one for those that
+    publish to Kafka (5 and 6), counted in the topic."""
+    return kafka.run_one if scn.conf in ("kafka", "full") else run_one
+
+
 # ---- inputs and rules ----------------------------------------------------------------
 
 def make_input(tmp, lines, cache):
@@ -591,8 +597,7 @@ def profile_logsift(tmp, lines, scenario):
     if scn.nrules:
         rules_paths = rules.write_all(scn.nrules, os.path.join(tmp, "rules"), traffic=inp["path"])
     data = os.path.join(tmp, "perf.data")
-    one = kafka.run_one if scn.conf in ("kafka", "full") else run_one
-    r = one("logsift", scn, inp, tmp, 0, rules_paths, idle_timeout=5.0, profile=data)
+    r = runner(scn)("logsift", scn, inp, tmp, 0, rules_paths, idle_timeout=5.0, profile=data)
     log(f"bench: profiled run: {r.get('lps', 0):,.0f} lines/s, cpu {r.get('cpu', 0):.2f}s"
         + (f", ERROR: {r['error']}" if r["error"] else ""))
     print(f"\nperf, logsift, scenario {scenario}, by area (source directory or library):")
@@ -692,8 +697,7 @@ def main():
                 # do not always favour the same system.
                 order = active[run % len(active):] + active[:run % len(active)] if active else []
                 for system in order:
-                    one = kafka.run_one if scn.conf in ("kafka", "full") else run_one
-                    r = one(system, scn, inp, tmp, run, rules_paths, idle_timeout=5.0)
+                    r = runner(scn)(system, scn, inp, tmp, run, rules_paths, idle_timeout=5.0)
                     results.append(r)
                     loads.append(os.getloadavg()[0])
                     msg = (f"{r['lps']:>10,.0f} lines/s {r['mbps']:6.1f} MB/s cpu {r['cpu']:6.2f}s"
