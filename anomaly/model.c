@@ -145,6 +145,13 @@ static uint32_t ring_cap(const lsf_model_conf *c)
  * gated: a wild value is reported whatever came before it. */
 #define GATE_EXEMPT 2.0
 
+/* a / the largest value of the horizon (infinite over an all-zero one). */
+static double excess(const lsf_tailrank *t, double a)
+{
+    double mx = lsf_tailrank_max(t);
+    return mx > 0 ? a / mx : a > 0 ? INFINITY : 0;
+}
+
 void lsf_model_init(lsf_model *m, const lsf_model_conf *c)
 {
     memset(m, 0, sizeof(*m));
@@ -225,7 +232,7 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
         double a = a_spike = fabs(x - med);
         if (scoring)
             p_spike = lsf_tailrank_p(&m->t_spike, a / TIE);
-        over_spike = a / lsf_tailrank_max(&m->t_spike);
+        over_spike = excess(&m->t_spike, a);
         lsf_tailrank_add(&m->t_spike, a);
     }
     lsf_slwin_add(&m->win, x);
@@ -238,7 +245,7 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
             double a = a_shape = lsf_novelty_nn(&m->shapes, f);
             if (scoring)
                 p_shape = lsf_tailrank_p(&m->t_shape, a / TIE);
-            over_shape = a / lsf_tailrank_max(&m->t_shape);
+            over_shape = excess(&m->t_shape, a);
             lsf_tailrank_add(&m->t_shape, a);
         }
         /* the window that ended embed_len ago no longer overlaps: store it */
