@@ -18,9 +18,10 @@
  * horizon ties with it (a gauge pinned at 100% makes "new maxima" by
  * rounding). The measures are combined by the minimum
  * p-value times their number (Bonferroni), the score is 1 - p. Then three
- * rules decide whether report-level evidence (p <= 0.01) counts in full;
- * each one it fails halves the evidence (-log10 p), i.e. the score becomes
- * 1 - sqrt(p):
+ * rules decide whether report-level evidence (p <= 0.01) counts in full,
+ * each judging the ranked evidence alone (not what another rule did; on NAB
+ * that scored higher); each one it fails halves the evidence (-log10 p),
+ * i.e. the score becomes 1 - sqrt(p):
  *  - the likelihood gate (likely.c): the raw score 1 - (smallest p),
  *    averaged over the last 20 observations, must be above its long-run
  *    average - a record on a series whose raw scores are not up, or are up
@@ -289,41 +290,45 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
         p = 1;
     out->p = p;
 
-    /* 4. the likelihood gate: report-level evidence counts in full only
-     * when the recent raw scores are above their long-run level */
-    double s = -log10(p);
+    /* Three rules decide whether report-level evidence counts in full, each
+     * on the ranked evidence alone; each one it fails halves the evidence. */
+    double s0 = -log10(p), s = s0;
+    bool report = scoring && p <= REPORT_P;
+    int failed = 0;
+
+    /* 4. the likelihood gate: the recent raw scores are above their
+     * long-run level (a wild value is exempt) */
     if (t >= c->window) {
         double pl = lsf_likely_add(&m->lik, raw, LIK_WARMUP);
         double over = over_spike > over_shape ? over_spike : over_shape;
-        if (scoring && p <= REPORT_P && pl >= 0.5 && over < GATE_EXEMPT) {
-            out->suppressed = true;
-            s *= 0.5;
-        }
+        failed += report && pl >= 0.5 && over < GATE_EXEMPT;
     }
-    double peak = recent_peak(m);
-    note_evidence(m, c, s);
-    bool cooling = c->cooldown && s > 0 && s <= peak;
 
-    /* 5. vigilance: report-level evidence must also exceed the raw size of
-     * the measure's last report (decaying over the horizon) */
+    /* 5. vigilance: the measure's raw size exceeds that of its last report
+     * (the bar decays over the horizon) */
     double decay = lsf_vigil_factor(horizon(c));
     lsf_vigil_decay(&m->vig[0], decay);
     lsf_vigil_decay(&m->vig[1], decay);
-    if (scoring && s >= -log10(REPORT_P) && out->measure != LSF_MEASURE_SEASON) {
+    lsf_vigil *v = NULL;
+    double a = 0;
+    if (report && (out->measure == LSF_MEASURE_SPIKE || out->measure == LSF_MEASURE_SHAPE)) {
         bool spike = out->measure == LSF_MEASURE_SPIKE;
-        lsf_vigil *v = &m->vig[spike ? 0 : 1];
-        double a = spike ? a_spike : a_shape;
-        if (!lsf_vigil_passes(v, a)) {
-            out->suppressed = true;
-            s *= 0.5;
-        } else if (!cooling)
-            lsf_vigil_raise(v, a);
+        v = &m->vig[spike ? 0 : 1];
+        a = spike ? a_spike : a_shape;
+        failed += !lsf_vigil_passes(v, a);
     }
 
-    /* 6. cooldown */
-    if (cooling) {
+    /* 6. cooldown: stronger than the strongest of the last `cooldown` */
+    double peak = recent_peak(m);
+    note_evidence(m, c, s0);
+    bool cooling = c->cooldown && s0 > 0 && s0 <= peak;
+    failed += cooling;
+
+    if (v && !failed)
+        lsf_vigil_raise(v, a); /* a report: raise the bar */
+    if (failed) {
         out->suppressed = true;
-        s *= 0.5;
+        s = ldexp(s0, -failed);
     }
     out->score = scoring ? lsf_score_of_p(pow(10, -s)) : 0;
     if (out->p < 0.5 && m->win.n > 1) {
