@@ -15,8 +15,9 @@
  *
  * The one design choice to know: each event is first described as a small
  * tree of nodes (on the stack; fixed fields are linked in directly, only
- * dynamic names are looked up component by component) and the tree is then
- * written in one pass. Merge rules, in order:
+ * dynamic names are looked up component by component, and the components a
+ * name shares with the previous one are not looked up again) and the tree
+ * is then written in one pass. Merge rules, in order:
  *   1. A name written twice: the first one wins. Fixed fields come first, so
  *      a dynamic field with the name of a present fixed field is skipped; a
  *      dynamic field fills the slot of an absent fixed one (e.g. process.pid
@@ -30,8 +31,9 @@
  *      name stays one dotted key.
  * These rules give valid JSON without duplicate keys for any set of names.
  *
- * Strings: runs of safe bytes are copied eight at a time (a word-at-a-time
- * test finds the first byte that needs care); `"` `\` and control characters
+ * Strings: runs of safe bytes are copied sixteen at a time (SSE2; eight
+ * with a word-at-a-time test elsewhere), a string under 16 bytes with
+ * nothing to escape with two overlapping loads; `"` `\` and control characters
  * are escaped (\n \t \r \b \f, others \u00XX); valid UTF-8 is copied as is;
  * each byte that is not part of a valid sequence (overlong, surrogate,
  * > U+10FFFF, truncated, stray continuation, C0 C1 F5-FF) becomes the text
@@ -49,7 +51,14 @@
  * so the event stays on one line (raw newlines can only be whitespace in
  * valid JSON); an empty one is written as null.
  *
- * Threads: no shared state; one outbuf per thread.
+ * Numbers: integers two digits at a time; a float that "%.15g" writes
+ * exactly and without exponent is formatted directly (f64_short), others
+ * with snprintf. Times: the date and time of a second are formatted once
+ * and kept (two per thread: @timestamp and event.ingested), only the
+ * microseconds change per event.
+ *
+ * Threads: no shared state but that per-thread time cache; one outbuf per
+ * thread.
  */
 #include "sinks/json_out.h"
 

@@ -789,6 +789,171 @@ static void test_random_names_valid(void **state)
     lsf_batch_free(b);
 }
 
+/* ---- exact text of nested dynamic fields -------------------------------- */
+
+/* Names that share prefixes with the one before (the writer reuses the
+ * nodes of the components they share), go back to an earlier prefix, turn
+ * an object into a leaf, or collide with fixed fields. */
+static void x_shared_prefixes(lsf_batch *b, lsf_event *ev)
+{
+    ev->ingested_ns = 1772532001123456789;
+    ev->host = S("web1");
+    ev->message = S("m");
+    lsf_event_set_str(b, ev, S("source.ip"), S("203.0.113.9"));
+    lsf_event_set_int(b, ev, S("source.port"), 50514);
+    lsf_event_set_str(b, ev, S("source.geo.country_iso_code"), S("NL"));
+    lsf_event_set_str(b, ev, S("source.geo.city_name"), S("Amsterdam"));
+    set_json(b, ev, "source.geo.location", "{\"lat\":52.37,\"lon\":4.89}");
+    lsf_event_set_int(b, ev, S("source.as.number"), 1136);
+    lsf_event_set_str(b, ev, S("source.as.organization.name"), S("KPN"));
+    lsf_event_set_str(b, ev, S("destination.ip"), S("198.51.100.7"));
+    lsf_event_set_str(b, ev, S("destination.geo.country_iso_code"), S("US"));
+    lsf_event_set_str(b, ev, S("source.geo.timezone"), S("Europe/Amsterdam"));
+    lsf_event_set_str(b, ev, S("source.geo"), S("flat"));
+    lsf_event_set_str(b, ev, S("event.category"), S("authentication"));
+    lsf_event_set_str(b, ev, S("event.ingested"), S("dynamic"));
+    lsf_event_set_str(b, ev, S("log.level"), S("info"));
+    lsf_event_set_str(b, ev, S("host.name"), S("dynamic"));
+    lsf_event_set_str(b, ev, S("host.ip"), S("10.0.0.1"));
+    lsf_event_set_str(b, ev, S("sourc.ip"), S("x"));
+    lsf_event_set_str(b, ev, S("sourcex.ip"), S("y"));
+    lsf_event_set_int(b, ev, S("a.bc"), 1);
+    lsf_event_set_int(b, ev, S("a.b"), 2);
+    lsf_event_set_int(b, ev, S("ab.c"), 3);
+    lsf_event_set_int(b, ev, S("a.b.c"), 4);
+    lsf_event_set_int(b, ev, S("a.b.d.e"), 5);
+    lsf_event_set_int(b, ev, S("x..y"), 6);
+    lsf_event_set_int(b, ev, S("x..z"), 7);
+    lsf_event_set_int(b, ev, S("x."), 8);
+    lsf_event_set_int(b, ev, S("x"), 9);
+}
+
+/* Names deeper than the 16 levels a name is split into, sharing prefixes
+ * that end just before, at and after that limit. */
+static void x_deep(lsf_batch *b, lsf_event *ev)
+{
+    static const char *const names[] = {
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15.l16.l17.l18",
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15.l16.l17.l19",
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15.l16",
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15.x.y",
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15",
+        "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.z",
+        "l1.m",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        lsf_event_set_int(b, ev, S(names[i]), (int64_t)i);
+}
+
+/* Control characters, quotes, UTF-8 (valid and not) in names and values,
+ * around the 4-, 8- and 16-byte steps of the string scanner. */
+static void x_unicode_control(lsf_batch *b, lsf_event *ev)
+{
+    lsf_event_set_str(b, ev, S("us\xc3\xa9r.na\xc3\xafve"), S("\xc3\xa9t\xc3\xa9 \xe2\x82\xac"));
+    lsf_event_set_str(b, ev, S("us\xc3\xa9r.ctl\x01"), S("v\x02w\x1f"));
+    lsf_event_set_str(b, ev, S("q\"k.x\\y"), S("\"\\\""));
+    lsf_event_set_str(b, ev, S("bad\xff.k"), S("\xff\xfe\xc3"));
+    lsf_event_set_str(b, ev, S("tab\tkey.sixteen_bytes_ke"), S("0123456789abcde\n"));
+    lsf_event_set_str(b, ev, S("tab\tkey.seventeen_bytes_\""), S("0123456789abcdef\t"));
+    lsf_event_set_str(b, ev, S("tab\tkey.k7\x7f"), S("\xf0\x9f\x98\x80\xf0\x9f\x98"));
+    lsf_event_set_str(b, ev, S("emoji.\xf0\x9f\x98\x80"), S("\xed\xa0\x80 surrogate"));
+}
+
+static const struct {
+    const char *name;
+    setup_fn setup;
+    const char *want; /* the exact line, key order included */
+} exact_cases[] = {
+    {"shared prefixes", x_shared_prefixes,
+     "{\"@timestamp\":\"2026-03-03T10:00:01.000000Z\",\"event\":{\"ingested\":\"2026-03-03T1"
+     "0:00:01.123456Z\",\"category\":\"authentication\"},\"message\":\"m\",\"host\":{\"name"
+     "\":\"web1\",\"ip\":\"10.0.0.1\"},\"log\":{\"syslog\":{\"hostname\":\"web1\"},\"level\""
+     ":\"info\"},\"source\":{\"ip\":\"203.0.113.9\",\"port\":50514,\"geo\":\"flat\",\"geo.co"
+     "untry_iso_code\":\"NL\",\"geo.city_name\":\"Amsterdam\",\"geo.location\":{\"lat\":52.3"
+     "7,\"lon\":4.89},\"geo.timezone\":\"Europe/Amsterdam\",\"as\":{\"number\":1136,\"organi"
+     "zation\":{\"name\":\"KPN\"}}},\"destination\":{\"ip\":\"198.51.100.7\",\"geo\":{\"coun"
+     "try_iso_code\":\"US\"}},\"sourc\":{\"ip\":\"x\"},\"sourcex\":{\"ip\":\"y\"},\"a\":{\"b"
+     "c\":1,\"b\":2,\"b.c\":4,\"b.d.e\":5},\"ab\":{\"c\":3},\"x\":9,\"x.\":8,\"x..y\":6,\"x."
+     ".z\":7}\n"},
+    {"deep names", x_deep,
+     "{\"@timestamp\":\"2026-03-03T10:00:01.000000Z\",\"l1\":{\"l2\":{\"l3\":{\"l4\":{\"l5\""
+     ":{\"l6\":{\"l7\":{\"l8\":{\"l9\":{\"l10\":{\"l11\":{\"l12\":{\"l13\":{\"l14\":{\"l15\""
+     ":4,\"l15.l16.l17.l18\":0,\"l15.l16.l17.l19\":1,\"l15.l16\":2,\"l15.x.y\":3,\"z\":5}}}}"
+     "}}}}}}}}},\"m\":6}}\n"},
+    {"unicode and control characters", x_unicode_control,
+     "{\"@timestamp\":\"2026-03-03T10:00:01.000000Z\",\"us\xc3""\xa9""r\":{\"na\xc3""\xaf""v"
+     "e\":\"\xc3""\xa9""t\xc3""\xa9"" \xe2""\x82""\xac""\",\"ctl\\u0001\":\"v\\u0002w\\u001f"
+     "\"},\"q\\\"k\":{\"x\\\\y\":\"\\\"\\\\\\\"\"},\"bad\\\\xFF\":{\"k\":\"\\\\xFF\\\\xFE\\"
+     "\\xC3\"},\"tab\\tkey\":{\"sixteen_bytes_ke\":\"0123456789abcde\\n\",\"seventeen_bytes_"
+     "\\\"\":\"0123456789abcdef\\t\",\"k7\x7f""\":\"\xf0""\x9f""\x98""\x80""\\\\xF0\\\\x9F\\"
+     "\\x98\"},\"emoji\":{\"\xf0""\x9f""\x98""\x80""\":\"\\\\xED\\\\xA0\\\\x80 surrogate\"}}"
+     "\n"},
+};
+
+static void test_nesting_exact(void **state)
+{
+    (void)state;
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_outbuf o;
+    lsf_outbuf_init(&o);
+    for (size_t i = 0; i < sizeof(exact_cases) / sizeof(exact_cases[0]); i++) {
+        lsf_event *ev = bare_event(b);
+        exact_cases[i].setup(b, ev);
+        json_decref(write_one(ev, &o)); /* valid, no duplicate keys */
+        const char *want = exact_cases[i].want;
+        if (o.len != strlen(want) || memcmp(o.buf, want, o.len))
+            fail_msg("%s:\n  got  %.*s\n  want %s", exact_cases[i].name, (int)o.len, o.buf, want);
+    }
+    lsf_outbuf_deinit(&o);
+    lsf_batch_free(b);
+}
+
+/* Every length up to 70 with a byte that needs care at every position, in a
+ * buffer of exactly that size (so ASan sees any read past it), as a value
+ * and as a key: the same text as the reference escaper. */
+static void test_escape_every_position(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x7f", "\xc3\xa9",
+                                           "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3"};
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_outbuf o;
+    lsf_outbuf_init(&o);
+    char want[80 * 6 + 8];
+    for (size_t n = 0; n <= 70; n++) {
+        for (size_t sp = 0; sp < sizeof(specials) / sizeof(specials[0]); sp++) {
+            size_t sl = strlen(specials[sp]);
+            for (size_t pos = 0; pos + sl <= n || (n == 0 && pos == 0); pos++) {
+                unsigned char *in = malloc(n ? n : 1);
+                for (size_t i = 0; i < n; i++)
+                    in[i] = (unsigned char)('a' + (i % 26));
+                if (n)
+                    memcpy(in + pos, specials[sp], sl);
+                size_t wn = ref_escape(in, n, want);
+                lsf_outbuf_reset(&o);
+                lsf_json_write_string(&o, (const char *)in, n);
+                if (o.len != wn || memcmp(o.buf, want, wn))
+                    fail_msg("value n=%zu pos=%zu special %zu:\n  got  %.*s\n  want %.*s", n, pos,
+                             sp, (int)o.len, o.buf, (int)wn, want);
+                /* as a key: {"@timestamp":...,"<key>":1} */
+                lsf_event *ev = bare_event(b);
+                lsf_event_set_int(b, ev, lsf_str_make((const char *)in, n), 1);
+                lsf_outbuf_reset(&o);
+                lsf_json_write_event(&o, ev);
+                if (memchr(in, '.', n) == NULL &&
+                    (o.len != sizeof("{" TS ",:1}\n") - 1 + wn ||
+                     memcmp(o.buf + sizeof("{" TS ",") - 1, want, wn)))
+                    fail_msg("key n=%zu pos=%zu special %zu: %.*s", n, pos, sp, (int)o.len, o.buf);
+                free(in);
+                if (n == 0)
+                    break;
+            }
+        }
+    }
+    lsf_outbuf_deinit(&o);
+    lsf_batch_free(b);
+}
+
 /* ---- timestamps --------------------------------------------------------- */
 
 struct ts_case {
@@ -1015,6 +1180,8 @@ int main(void)
         cmocka_unit_test(test_dynamic_fields),
         cmocka_unit_test(test_conflict_exact_text),
         cmocka_unit_test(test_random_names_valid),
+        cmocka_unit_test(test_nesting_exact),
+        cmocka_unit_test(test_escape_every_position),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamps_vs_gmtime),
         cmocka_unit_test(test_batch_offsets),
