@@ -43,7 +43,9 @@ static inline bool lsf_str_eq(lsf_str a, lsf_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
-static inline bool lsf_str_eq_cstr(lsf_str a, const char *s)
+/* Always inlined: with a literal `s` the strlen folds to a constant (the
+ * out-of-line copy cost a strlen call per comparison on hot paths). */
+static inline __attribute__((always_inline)) bool lsf_str_eq_cstr(lsf_str a, const char *s)
 {
     size_t n = strlen(s);
     return a.len == n && memcmp(a.ptr, s, n) == 0;
