@@ -455,7 +455,13 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
         for (int i = 0; i < WAYS; i++)
             if (set->tag[i] == tag) {
                 p->way = i;
-                __builtin_prefetch(set->blob[i]);
+                /* a result is ~4-6 lines: key and items, then strings */
+                const char *e = (const char *)set->blob[i];
+                __builtin_prefetch(e);
+                __builtin_prefetch(e + 64);
+                __builtin_prefetch(e + 128);
+                __builtin_prefetch(e + 192);
+                __builtin_prefetch(e + 256);
                 break;
             }
     }
