@@ -35,8 +35,8 @@
  *    start, instead of a plateau of equal alerts; stronger evidence still
  *    gets through at once.
  * Most reports sit at the same p (a new maximum of the horizon), so which
- * of them count in full is what these rules decide; on NAB the gate and
- * the bars cut false positives by a quarter (docs/anomaly.md). The first
+ * of them count in full is what these rules decide; on NAB, with the tie
+ * rule, they halve the false positives (docs/anomaly.md). The first
  * `learn` observations score 0.
  *
  * Everything counts observations, not seconds, so the same settings serve a
@@ -44,9 +44,10 @@
  * seasonal buckets. Memory per key, allocated as history accumulates: the
  * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and ~550
  * bytes of fixed state (144 of them the gate's ring and fit and the bars):
- * 1 KiB + 64 KiB at the defaults (window 128, history 2,048 shapes of 8). Time per observation: a binary search and memmove in
- * the window, and one nearest-neighbour scan over the history (8 shapes at a
- * time, ~2 us at 2,048 shapes with AVX2); the MAD behind the deviation is
+ * 1 KiB + 64 KiB at the defaults (window 128, history 2,048 shapes of 8).
+ * Time per observation: a binary search and memmove in the window, and one
+ * nearest-neighbour scan over the history (8 shapes at a time, ~2 us at
+ * 2,048 shapes with AVX2); the MAD behind the deviation is
  * computed only for p < 0.5.
  *
  * Why this and not a Gaussian z-score: on the 24 NAB series in
