@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "anomaly/hash.h"
 #include "anomaly/model.h"
 #include "anomaly/sbuf.h"
 #include "anomaly/stats.h"
@@ -253,6 +254,11 @@ void lsf_anom_new_value(lsf_anom_det *d, lsf_anom_entry *e, uint64_t vhash, lsf_
                         int64_t time_ns, lsf_anom_result *res);
 void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e,
                             const lsf_template_match *tm, int64_t time_ns, lsf_anom_result *res);
+/* rare_template: the sketch's item for (source key hash, template id). */
+static inline uint64_t lsf_anom_pair_hash(uint64_t key_hash, uint64_t template_id)
+{
+    return lsf_mix64(key_hash ^ template_id);
+}
 
 /* Fills res->expected_str (the usual values or templates) for a result that
  * will be shown; kept out of the per-event path. */

@@ -66,6 +66,12 @@ uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash)
     return m;
 }
 
+void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash)
+{
+    for (uint32_t r = 0; r < c->depth; r++)
+        __builtin_prefetch(&c->cnt[pos(c, hash, r)], 1);
+}
+
 uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n)
 {
     uint32_t est = lsf_cms_estimate(c, hash);

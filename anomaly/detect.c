@@ -361,7 +361,7 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
     res->template_id = tm->id;
     res->template_slot = tm->slot;
     e->last_ns = time_ns;
-    uint64_t pair = lsf_mix64(e->hash ^ tm->id);
+    uint64_t pair = lsf_anom_pair_hash(e->hash, tm->id);
     uint64_t n = e->u.tpl.n;
     double p_new = 1;
     enum lsf_seen seen;
@@ -385,7 +385,8 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
         /* a template leaving the top-k takes its count into the sketch (some
          * of it may be there already: the sketch only ever overestimates) */
         uint64_t k = out.count - out.err;
-        lsf_cms_add(&s->cms, lsf_mix64(e->hash ^ out.id), k > UINT32_MAX ? UINT32_MAX : (uint32_t)k);
+        lsf_cms_add(&s->cms, lsf_anom_pair_hash(e->hash, out.id),
+                    k > UINT32_MAX ? UINT32_MAX : (uint32_t)k);
     }
     e->u.tpl.n++;
     if (s->cms.total >= CMS_AGE_TOTAL)

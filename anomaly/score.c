@@ -472,8 +472,11 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 
 static void prefetch_bucket(anom_ctx *x, const obs *o)
 {
-    const lsf_anom_keytab *t = &x->a.det[o->det].grp->shard[o->shard];
+    const lsf_anom_det *d = &x->a.det[o->det];
+    const lsf_anom_keytab *t = &d->grp->shard[o->shard];
     __builtin_prefetch(&t->buckets[o->hash & (t->nbuckets - 1)]);
+    if (d->def.type == LSF_ANOM_RARE_TEMPLATE) /* the (source, template) counters */
+        lsf_cms_prefetch(&d->shard[o->shard].cms, lsf_anom_pair_hash(o->hash, o->vhash));
 }
 
 /* The record in the bucket and the lines of the detector's part an update
@@ -489,9 +492,11 @@ static void prefetch_entry(anom_ctx *x, const obs *o)
     __builtin_prefetch(r);
     __builtin_prefetch(e);
     __builtin_prefetch((const char *)e + 64);
-    if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC)
-        for (uint32_t i = 0; i < d->def.rate_open; i += 2)
-            __builtin_prefetch(&e->u.series.acc[i]);
+    if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC) {
+        const char *acc = (const char *)e->u.series.acc;
+        for (size_t at = 0; at < d->def.rate_open * sizeof(lsf_anom_acc) + 63; at += 64)
+            __builtin_prefetch(acc + at);
+    }
 }
 
 /* The detector state the update will touch, once the entry is in cache:

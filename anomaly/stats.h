@@ -220,6 +220,8 @@ void lsf_cms_free(lsf_cms *c);
  * estimate. Returns the new estimate of the item. */
 uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n);
 uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash);
+/* Asks for the counters of an item ahead of an estimate or add. */
+void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash);
 size_t lsf_cms_bytes(const lsf_cms *c);
 void lsf_cms_save(const lsf_cms *c, lsf_wbuf *w);
 int lsf_cms_load(lsf_cms *c, lsf_rbuf *r);
