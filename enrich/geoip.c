@@ -10,7 +10,9 @@
  * Behind it a second cache, of decoded results by record (the offsets the
  * search trees lead to), serves a miss whose record was decoded for another
  * address of the same network or city: the tree walk stays, the decoding
- * (most of a miss) goes. A batch is handled in three passes (collect the addresses, probe the tags,
+ * (most of a miss) goes; and the misses of a batch walk their search trees
+ * together, a level of each in turn, so their memory stalls overlap
+ * (lsf_geo_locate_many). A batch is handled in three passes (collect the addresses, probe the tags,
  * write the fields) so the cache memory for all its addresses is fetched at
  * once rather than one miss after another. The databases are memory-mapped
  * once and shared read-only; a reload (file changed on disk, or SIGHUP)
@@ -73,6 +75,8 @@ typedef struct pending {
     uint32_t ev, fi; /* event index, IP field index */
     int way;         /* the cache way whose tag matched, -1: none */
     bool taken;      /* an output name of fi is already on the event */
+    bool located;    /* off holds the record offsets (lsf_geo_locate_many) */
+    uint32_t off[RECORD_KEY_DBS];
 } pending;
 
 typedef struct wstate {
@@ -87,6 +91,8 @@ typedef struct wstate {
     char (*text)[32]; /* per IP field: the text of a value that is not a string */
     uint8_t *state; /* per IP field: F_* flags for that event */
     pending *pend;    /* the batch's addresses */
+    const lsf_ip **miss_ip; /* pcap: the addresses that missed the cache's tags */
+    uint32_t *miss_off;     /* pcap * RECORD_KEY_DBS: their record offsets */
     size_t npend, pcap;
     uint64_t hits, misses, found, invalid, special, record_hits;
 } wstate;
@@ -269,15 +275,23 @@ static cblob *lookup_miss(const geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w,
                            w->res.str, w->res.slen);
     }
     uint32_t off[RECORD_KEY_DBS];
+    const uint32_t *o = p->off;
     uint8_t key[16];
-    if (!lsf_geo_locate(dbs, &p->ip, off))
+    if (!p->located) {
+        lsf_geo_locate(dbs, &p->ip, off);
+        o = off;
+    }
+    size_t any = 0;
+    for (size_t i = 0; i < dbs->n; i++)
+        any += o[i] != LSF_GEO_NO_RECORD;
+    if (!any)
         return cache_store(w, w->sets, w->nsets, p->ip.b, p->h, NULL, 0, NULL, 0);
-    uint64_t h = record_key(off, dbs->n, key);
+    uint64_t h = record_key(o, dbs->n, key);
     cblob *r = cache_find(w, w->rsets, w->nrsets, key, h);
     if (r) {
         w->record_hits++;
     } else {
-        lsf_geo_decode(dbs, x->map, off, &w->res);
+        lsf_geo_decode(dbs, x->map, o, &w->res);
         r = cache_store(w, w->rsets, w->nrsets, key, h, w->res.item, w->res.n, w->res.str,
                         w->res.slen);
     }
@@ -387,6 +401,31 @@ static void enrich_one(const geoip_ctx *x, const lsf_geo_dbs *dbs, wstate *w, ls
     apply_blob(x, w, p->taken, b, ev, p->fi, e);
 }
 
+/* The addresses whose tags missed in the probe pass: their search trees
+ * walked together (lsf_geo_locate_many), for the record cache. */
+static void locate_misses(const lsf_geo_dbs *dbs, wstate *w)
+{
+    if (!w->nrsets || dbs->n > RECORD_KEY_DBS)
+        return;
+    size_t n = 0;
+    for (size_t k = 0; k < w->npend; k++) {
+        w->pend[k].located = false;
+        if (w->pend[k].way < 0)
+            w->miss_ip[n++] = &w->pend[k].ip;
+    }
+    if (!n)
+        return;
+    lsf_geo_locate_many(dbs, w->miss_ip, n, w->miss_off);
+    for (size_t k = 0, j = 0; k < w->npend; k++) {
+        pending *p = &w->pend[k];
+        if (p->way >= 0)
+            continue;
+        memcpy(p->off, w->miss_off + j * dbs->n, dbs->n * sizeof(uint32_t));
+        p->located = true;
+        j++;
+    }
+}
+
 /* Pass 1: the addresses of the batch, each with its cache set prefetched.
  * Special-purpose addresses get their ip_scope here; invalid ones are
  * counted. */
@@ -439,7 +478,11 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
     size_t need = (size_t)b->n * x->nfields;
     if (need > w->pcap) {
         free(w->pend);
-        if (!(w->pend = malloc(need * sizeof(pending))))
+        free(w->miss_ip);
+        free(w->miss_off);
+        if (!(w->pend = malloc(need * sizeof(pending))) ||
+            !(w->miss_ip = malloc(need * sizeof(*w->miss_ip))) ||
+            !(w->miss_off = malloc(need * RECORD_KEY_DBS * sizeof(uint32_t))))
             lsf_die("out of memory");
         w->pcap = need;
     }
@@ -465,6 +508,7 @@ static int geoip_process(lsf_stage *st, lsf_batch *b, int worker)
                 break;
             }
     }
+    locate_misses(dbs, w);
     for (size_t k = 0; k < w->npend; k++) {
         const pending *p = &w->pend[k];
         lsf_event *ev = &b->events[p->ev];
@@ -614,6 +658,8 @@ static void geoip_destroy(lsf_stage *st)
         free(w->state);
         free(w->text);
         free(w->pend);
+        free(w->miss_ip);
+        free(w->miss_off);
         free(w);
     }
     free(x->ws);

@@ -277,11 +277,114 @@ const char *lsf_geo_map_out(const lsf_geo_map *m, size_t i) { return m->out[i]; 
 
 /* ---- databases ---------------------------------------------------------- */
 
+/* ---- search trees, walked by hand for lsf_geo_locate_many -------------- */
+
+/* The two records of node `node` (24-, 28- or 32-bit records, big-endian;
+ * a 28-bit node keeps the top nibbles of both in its middle byte). */
+static inline uint32_t tree_record(const MMDB_s *db, uint32_t node, unsigned bit)
+{
+    const uint8_t *p = db->file_content;
+    switch (db->metadata.record_size) {
+    case 24:
+        p += (size_t)node * 6 + (bit ? 3 : 0);
+        return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+    case 28:
+        p += (size_t)node * 7;
+        if (bit)
+            return ((uint32_t)p[3] & 0x0F) << 24 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
+        return ((uint32_t)p[3] & 0xF0) << 20 | (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+    default: /* 32 */
+        p += (size_t)node * 8 + (bit ? 4 : 0);
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    }
+}
+
+static inline const void *tree_node_ptr(const MMDB_s *db, uint32_t node)
+{
+    return db->file_content + (size_t)node * (db->metadata.record_size / 4);
+}
+
+/* Where IPv4 addresses start in an IPv6 tree: 96 zero bits down (or the
+ * record those bits end at); 0 in an IPv4 tree. */
+static uint32_t v4_start(const MMDB_s *db)
+{
+    uint32_t node = 0;
+    if (db->metadata.ip_version != 6)
+        return 0;
+    for (int i = 0; i < 96 && node < db->metadata.node_count; i++)
+        node = tree_record(db, node, 0);
+    return node;
+}
+
+/* The data-section offset a walk ended at, or LSF_GEO_NO_RECORD. */
+static inline uint32_t tree_result(const MMDB_s *db, uint32_t node)
+{
+    uint32_t nc = db->metadata.node_count;
+    if (node <= nc) /* nc: "no data"; below: a walk that ran out of bits (corrupt) */
+        return LSF_GEO_NO_RECORD;
+    /* as libmaxminddb: past the data section is a corrupt tree; the data
+     * section starts 16 bytes after the tree */
+    if ((uint64_t)node >= (uint64_t)nc + db->data_section_size || node - nc < 16)
+        return LSF_GEO_NO_RECORD;
+    return node - nc - 16;
+}
+
+#define WALK_BATCH 32 /* walks in flight at once */
+
+void lsf_geo_locate_many(const lsf_geo_dbs *d, const lsf_ip *const *ips, size_t n, uint32_t *off)
+{
+    uint32_t node[WALK_BATCH];
+    uint16_t done[WALK_BATCH], bits[WALK_BATCH];
+    const uint8_t *addr[WALK_BATCH];
+    for (size_t i = 0; i < d->n; i++) {
+        const MMDB_s *db = &d->db[i];
+        uint32_t nc = db->metadata.node_count;
+        for (size_t k0 = 0; k0 < n; k0 += WALK_BATCH) {
+            size_t m = n - k0 < WALK_BATCH ? n - k0 : WALK_BATCH, active = 0;
+            for (size_t j = 0; j < m; j++) {
+                const lsf_ip *ip = ips[k0 + j];
+                done[j] = 0;
+                if (ip->v4) {
+                    node[j] = d->v4start[i];
+                    addr[j] = ip->b + 12;
+                    bits[j] = 32;
+                } else if (db->metadata.ip_version == 6) {
+                    node[j] = 0;
+                    addr[j] = ip->b;
+                    bits[j] = 128;
+                } else { /* IPv6 in an IPv4 file */
+                    node[j] = nc;
+                    bits[j] = 0;
+                }
+                if (node[j] < nc) {
+                    __builtin_prefetch(tree_node_ptr(db, node[j]));
+                    active++;
+                }
+            }
+            for (unsigned depth = 0; active; depth++) {
+                for (size_t j = 0; j < m; j++) {
+                    if (node[j] >= nc || done[j] == bits[j])
+                        continue;
+                    unsigned b = (addr[j][depth >> 3] >> (7 - (depth & 7))) & 1;
+                    node[j] = tree_record(db, node[j], b);
+                    done[j]++;
+                    if (node[j] < nc && done[j] < bits[j])
+                        __builtin_prefetch(tree_node_ptr(db, node[j]));
+                    else
+                        active--;
+                }
+            }
+            for (size_t j = 0; j < m; j++)
+                off[(k0 + j) * d->n + i] = tree_result(db, node[j]);
+        }
+    }
+}
+
 lsf_geo_dbs *lsf_geo_dbs_open(const char *const *paths, size_t n, uint64_t generation,
                               lsf_errbuf *err)
 {
     lsf_geo_dbs *d = calloc(1, sizeof(*d) + n * sizeof(MMDB_s));
-    if (!d)
+    if (!d || !(d->v4start = calloc(n ? n : 1, sizeof(uint32_t))))
         lsf_die("out of memory");
     d->generation = generation;
     for (size_t i = 0; i < n; i++) {
@@ -305,6 +408,7 @@ lsf_geo_dbs *lsf_geo_dbs_open(const char *const *paths, size_t n, uint64_t gener
         (void)madvise((void *)start, len, MADV_POPULATE_READ);
 #endif
         const MMDB_metadata_s *md = &d->db[i].metadata;
+        d->v4start[i] = v4_start(&d->db[i]);
         time_t built = (time_t)md->build_epoch;
         struct tm tm;
         char day[16] = "?";
@@ -323,6 +427,7 @@ void lsf_geo_dbs_close(lsf_geo_dbs *d)
         return;
     for (size_t i = 0; i < d->n; i++)
         MMDB_close(&d->db[i]);
+    free(d->v4start);
     free(d);
 }
 

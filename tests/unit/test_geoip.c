@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "enrich/geoip.h"
 #include "enrich/ipaddr.h"
 #include "enrich/live.h"
 #include "enrich_test.h"
@@ -503,6 +504,72 @@ static void test_record_cache(void **state)
     assert_string_equal(got[6], "-|-|-|1221|Telstra Pty Ltd|");
 }
 
+/* The batch tree walk (lsf_geo_locate_many: records read by hand, 24- and
+ * 28-bit files, IPv4 in IPv6 trees, IPv6 in IPv4 files) finds the records
+ * libmaxminddb finds, for addresses near the fixtures' networks and random
+ * ones, in batches of every size. */
+static void test_locate_many(void **state)
+{
+    (void)state;
+    static const char *const sets[][3] = {
+        {FX "GeoIP2-City-Test.mmdb", FX "GeoLite2-ASN-Test.mmdb", NULL},
+        {FX "flat-city-ipv4.mmdb", FX "flat-city-ipv6.mmdb", FX "GeoIP2-Country-Test.mmdb"},
+        {FX "custom.mmdb", FX "swap-a.mmdb", NULL},
+    };
+    static const char *const near[] = {"81.2.69.160", "216.160.83.56", "89.160.20.112",
+                                       "175.16.199.0", "2.125.160.216", "67.43.156.0",
+                                       "202.196.224.0", "2001:218::1", "1.128.0.0",
+                                       "12.81.92.1", "2001:480::1", "::ffff:81.2.69.160",
+                                       "2a02:d280::1", "1.0.0.1", "2c0f:ff40::1"};
+    enum { N = 6000 };
+    lsf_ip *ips = calloc(N, sizeof(lsf_ip));
+    const lsf_ip **pp = calloc(N, sizeof(*pp));
+    uint32_t *many = calloc((size_t)N * 3, sizeof(uint32_t)), one[3];
+    uint64_t r = 88172645463325252ull;
+    for (int k = 0; k < N; k++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        lsf_ip *ip = &ips[k];
+        const char *a = near[k % (sizeof(near) / sizeof(near[0]))];
+        assert_int_equal(lsf_ip_parse(a, strlen(a), ip), 0);
+        if (k % 3 == 1) { /* a neighbour: low bits changed */
+            ip->b[15] ^= (uint8_t)r;
+            ip->b[14] ^= (uint8_t)(r >> 8) & 0x0f;
+        } else if (k % 3 == 2) { /* anywhere */
+            memcpy(ip->b + (ip->v4 ? 12 : 0), &r, ip->v4 ? 4 : 8);
+        }
+        pp[k] = ip;
+    }
+    size_t found = 0;
+    for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+        size_t n = sets[s][2] ? 3 : 2;
+        lsf_errbuf err;
+        lsf_geo_dbs *d = lsf_geo_dbs_open(sets[s], n, 1, &err);
+        if (!d)
+            fail_msg("%s", err.msg);
+        for (size_t k = 0, chunk; k < N; k += chunk) {
+            chunk = 1 + (k * 7) % 45;
+            if (k + chunk > N)
+                chunk = N - k;
+            lsf_geo_locate_many(d, pp + k, chunk, many + k * n);
+        }
+        for (size_t k = 0; k < N; k++) {
+            lsf_geo_locate(d, pp[k], one);
+            for (size_t i = 0; i < n; i++) {
+                if (one[i] != many[k * n + i])
+                    fail_msg("%s, address %zu: libmaxminddb %u, batch walk %u", sets[s][i], k,
+                             one[i], many[k * n + i]);
+                found += one[i] != LSF_GEO_NO_RECORD;
+            }
+        }
+        lsf_geo_dbs_close(d);
+    }
+    print_message("%zu records found\n", found);
+    assert_true(found > N / 4); /* the near addresses: the walks reach records */
+    free(ips);
+    free(pp);
+    free(many);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -793,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_special_invalid_absent),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_record_cache),
+        cmocka_unit_test(test_locate_many),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_strings_outlive_swap),
         cmocka_unit_test(test_swap_under_load),
