@@ -163,10 +163,33 @@ typedef struct lsf_anom_keytab {
 
 #define LSF_ANOM_MAX_GROUP 32 /* detectors sharing one record (more start a new group) */
 
+/* slab.c: where a group's records live (size classes, huge-page chunks). */
+typedef struct lsf_anom_slab {
+    pthread_mutex_t m;
+    char *cur;          /* the chunk being cut */
+    size_t left;
+    void **free;        /* per size class: freed records, linked through their first word */
+    size_t nclass;
+    struct {
+        char *p;
+        size_t len;
+    } *chunks;
+    size_t nchunks, capchunks;
+} lsf_anom_slab;
+
+void lsf_anom_slab_init(lsf_anom_slab *s);
+/* Unmaps every chunk (every record allocated from s goes with it). */
+void lsf_anom_slab_free(lsf_anom_slab *s);
+/* n bytes, 64-byte aligned; never NULL (out of memory aborts). */
+void *lsf_anom_slab_alloc(lsf_anom_slab *s, size_t n);
+/* Gives back p, allocated with the same n. */
+void lsf_anom_slab_put(lsf_anom_slab *s, void *p, size_t n);
+
 typedef struct lsf_anom_group {
     uint32_t nparts;
     uint32_t nshards;
     lsf_anom_keytab *shard;
+    lsf_anom_slab slab;
 } lsf_anom_group;
 
 typedef struct lsf_anom_shard {

@@ -19,7 +19,8 @@
  * Cost per key, charged to each detector: its entry (~700 bytes + the key
  * text) plus what it keeps (model.c, firstseen.c, topk.c report their
  * bytes), plus 8 bytes of hash bucket. The dead parts of a record that
- * another detector still keeps (~700 bytes each) are charged to no one.
+ * another detector still keeps (~900 bytes each) are charged to no one;
+ * records come from the group's slab (slab.c).
  *
  * Threads: shard s of a detector is used only by the holder of the stage's
  * ticket s (score.c) or by a single-threaded caller (logsift score).
@@ -67,6 +68,7 @@ void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
         return;
     }
     lsf_anom_group *g = xcalloc(1, sizeof(*g));
+    lsf_anom_slab_init(&g->slab);
     g->nparts = 1;
     g->nshards = d->nshards;
     g->shard = xcalloc(g->nshards, sizeof(lsf_anom_keytab));
@@ -85,6 +87,7 @@ void lsf_anom_group_free(lsf_anom_det *d)
         return;
     for (uint32_t i = 0; i < d->grp->nshards; i++)
         free(d->grp->shard[i].buckets);
+    lsf_anom_slab_free(&d->grp->slab);
     free(d->grp->shard);
     free(d->grp);
     d->grp = NULL;
@@ -95,8 +98,13 @@ static uint32_t shard_index(const lsf_anom_det *d, const lsf_anom_shard *s)
     return (uint32_t)(s - d->shard);
 }
 
+static size_t rec_size(const lsf_anom_group *g, uint32_t key_len)
+{
+    return sizeof(lsf_anom_rec) + (size_t)g->nparts * sizeof(lsf_anom_entry) + key_len + 1;
+}
+
 /* Takes record r out of its table and frees it (its parts are all dead). */
-static void rec_free(lsf_anom_keytab *t, lsf_anom_rec *r)
+static void rec_free(lsf_anom_group *g, lsf_anom_keytab *t, lsf_anom_rec *r)
 {
     lsf_anom_rec **pp = &t->buckets[r->hash & (t->nbuckets - 1)];
     while (*pp && *pp != r)
@@ -104,7 +112,7 @@ static void rec_free(lsf_anom_keytab *t, lsf_anom_rec *r)
     if (*pp)
         *pp = r->hnext;
     t->n--;
-    free(r);
+    lsf_anom_slab_put(&g->slab, r, rec_size(g, r->key_len));
 }
 
 /* Unlinks entry e from its detector's LRU, frees its state and marks its
@@ -119,7 +127,7 @@ static void destroy(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e)
     lsf_anom_rec *r = e->rec;
     r->live &= ~(1u << d->grp_slot);
     if (!r->live)
-        rec_free(&d->grp->shard[shard_index(d, s)], r);
+        rec_free(d->grp, &d->grp->shard[shard_index(d, s)], r);
 }
 
 void lsf_anom_shard_clear(lsf_anom_det *d, lsf_anom_shard *s)
@@ -180,9 +188,7 @@ static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash,
                              uint32_t key_len)
 {
     size_t parts = (size_t)d->grp->nparts * sizeof(lsf_anom_entry);
-    lsf_anom_rec *r = malloc(sizeof(*r) + parts + key_len + 1);
-    if (!r)
-        lsf_die("out of memory (anomaly keys)");
+    lsf_anom_rec *r = lsf_anom_slab_alloc(&d->grp->slab, rec_size(d->grp, key_len));
     r->hash = hash;
     r->key_len = key_len;
     r->live = 0;
