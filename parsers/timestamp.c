@@ -293,6 +293,49 @@ static bool year_sp(const char *p, size_t n, size_t *i, int *y)
  * (the forms rsyslog accepts: leading year as Brocade sends, year before
  * the time as Cisco sends, sub-seconds as IOS sends). With no year in the
  * text, the year that puts the time nearest ref_ns is taken. */
+/* The last year-less RFC 3164 time this thread resolved. Lines arrive in
+ * bursts that share their second and their reference (arrival) second, and
+ * the year inference below (up to six date conversions and three zone
+ * lookups) then gives the same answer; the key holds everything it reads. */
+static _Thread_local struct {
+    int64_t tod, ref_s, utc;
+    int mo, d, tz_mode;
+    int32_t tz_offset_s;
+    bool used;
+} year_cache;
+
+static void year_key(const lsf_parse_opts *opts, int *mode, int32_t *off)
+{
+    *mode = opts ? opts->tz_mode : LSF_TZ_UTC;
+    *off = opts && *mode == LSF_TZ_FIXED ? opts->tz_offset_s : 0;
+}
+
+static bool year_cache_get(int mo, int d, int64_t tod, int64_t ref_ns, const lsf_parse_opts *opts,
+                           int64_t *utc)
+{
+    int mode;
+    int32_t off;
+    year_key(opts, &mode, &off);
+    if (!year_cache.used || year_cache.tod != tod || year_cache.d != d || year_cache.mo != mo ||
+        year_cache.ref_s != ref_ns / NS || year_cache.tz_mode != mode ||
+        year_cache.tz_offset_s != off)
+        return false;
+    *utc = year_cache.utc;
+    return true;
+}
+
+static void year_cache_put(int mo, int d, int64_t tod, int64_t ref_ns, const lsf_parse_opts *opts,
+                           int64_t utc)
+{
+    year_key(opts, &year_cache.tz_mode, &year_cache.tz_offset_s);
+    year_cache.mo = mo;
+    year_cache.d = d;
+    year_cache.tod = tod;
+    year_cache.ref_s = ref_ns / NS;
+    year_cache.utc = utc;
+    year_cache.used = true;
+}
+
 size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, int64_t ref_ns,
                          int64_t *out_ns)
 {
@@ -321,7 +364,9 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
         return 0;
     int64_t tod = h * 3600 + mi * 60 + s;
     int64_t utc;
-    if (year) {
+    if (!year && year_cache_get(mo, d, tod, ref_ns, opts, &utc)) {
+        /* same date, time, reference second and zone as the last line */
+    } else if (year) {
         utc = wall_to_utc(days_from_civil(year, mo, d) * 86400 + tod, opts);
     } else {
         /* The latest of next, this and last year that puts the time no
@@ -351,6 +396,7 @@ size_t lsf_ts_parse_3164(const char *p, size_t n, const lsf_parse_opts *opts, in
             }
         }
         utc = wall_to_utc(wall, opts);
+        year_cache_put(mo, d, tod, ref_ns, opts, utc);
     }
     if (!finish(utc, ns, out_ns))
         return 0;

@@ -138,6 +138,26 @@ static void test_rfc3164(void **state)
     run(t, sizeof(t) / sizeof(t[0]), 3164);
 }
 
+/* The same text in a row, as bursts of lines send it: the year inference
+ * is remembered for the last text, so a change of reference second or zone
+ * must give a fresh answer. */
+static void test_rfc3164_repeats(void **state)
+{
+    (void)state;
+    static const tcase t[] = {
+        {"Mar  3 10:00:01", UTC, 0, S(1795315200), 15, S(1772532001)},  /* received 2026-11-22: 2026 */
+        {"Mar  3 10:00:01", UTC, 0, S(1795315200), 15, S(1772532001)},
+        {"Mar  3 10:00:01", UTC, 0, S(1764547200), 15, S(1740996001)},  /* received 2025-12-01: 2025 */
+        {"Mar  3 10:00:01", UTC, 0, S(1768003200), 15, S(1772532001)},  /* received 2026-01-10: 2026 */
+        {"Mar  3 10:00:01", FIXED, 3600, S(1768003200), 15, S(1772528401)},
+        {"Mar  3 10:00:01", FIXED, 7200, S(1768003200), 15, S(1772524801)},
+        {"Mar  3 10:00:02", FIXED, 7200, S(1768003200), 15, S(1772524802)},
+        {"Mar  4 10:00:02", FIXED, 7200, S(1768003200), 15, S(1772611202)},
+        {"Apr  4 10:00:02", FIXED, 7200, S(1768003200), 15, S(1743753602)},  /* 84 days ahead: 2025 */
+    };
+    run(t, sizeof(t) / sizeof(t[0]), 3164);
+}
+
 /* Local time under Berlin's rule: CET (+1) and CEST (+2) from the last
  * Sunday of March 02:00 to the last Sunday of October 03:00. */
 static void test_local_dst(void **state)
@@ -206,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_rfc3164),
+        cmocka_unit_test(test_rfc3164_repeats),
         cmocka_unit_test(test_local_dst),
         cmocka_unit_test(test_epoch),
     };
