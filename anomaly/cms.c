@@ -37,6 +37,7 @@ void lsf_cms_init(lsf_cms *c, double eps, double delta)
     double w = ceil(exp(1) / eps), d = ceil(log(1 / delta));
     c->width = (uint32_t)(w < 16 ? 16 : w > (1u << 28) ? (1u << 28) : w);
     c->depth = (uint32_t)(d < 1 ? 1 : d > 16 ? 16 : d);
+    c->wmul = UINT64_MAX / c->width + 1;
     c->total = 0;
     c->cnt = calloc((size_t)c->width * c->depth, sizeof(uint32_t));
     if (!c->cnt)
@@ -49,10 +50,15 @@ void lsf_cms_free(lsf_cms *c)
     c->cnt = NULL;
 }
 
+/* Row `row`'s counter of an item: (h1 + row * h2) mod width, the remainder
+ * taken by multiplication (Lemire, Kaser & Kurz, "Faster remainder by
+ * direct computation", 2019: exact for 32-bit operands), as a division per
+ * row was most of the cost of an update. */
 static inline uint32_t pos(const lsf_cms *c, uint64_t hash, uint32_t row)
 {
     uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32) | 1u;
-    return (uint32_t)(((uint64_t)(h1 + row * h2)) % c->width) + row * c->width;
+    uint64_t frac = c->wmul * (uint32_t)(h1 + row * h2);
+    return (uint32_t)(((unsigned __int128)frac * c->width) >> 64) + row * c->width;
 }
 
 uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash)

@@ -195,7 +195,7 @@ static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash,
     r->key = (char *)r->part + parts;
     memcpy(r->key, key, key_len);
     r->key[key_len] = 0;
-    if (t->n + 1 > t->nbuckets)
+    if (2 * (t->n + 1) > t->nbuckets) /* at most half full: most keys first in their chain */
         grow(t);
     r->hnext = t->buckets[hash & (t->nbuckets - 1)];
     t->buckets[hash & (t->nbuckets - 1)] = r;

@@ -210,6 +210,7 @@ typedef struct lsf_cms {
     uint32_t *cnt;        /* depth rows of width counters */
     uint32_t width, depth;
     uint64_t total;       /* sum of every add */
+    uint64_t wmul;        /* 2^64 / width rounded up: a remainder without a division */
 } lsf_cms;
 
 /* Sized for an overestimate of at most eps * total with probability
