@@ -285,6 +285,19 @@ static void test_two_workers_score_like_one(void **state)
     }
 }
 
+/* One batch of one event of `host` at second t (from 1700000000) through the stage. */
+static void one_event(lsf_stage *st, lsf_batch *b, uint64_t seq, int t, const char *host)
+{
+    lsf_parse_opts po = {.tz_mode = LSF_TZ_UTC};
+    lsf_batch_reset(b);
+    b->seq = seq;
+    char line[128];
+    int len = snprintf(line, sizeof(line), "{\"@timestamp\":\"%d\",\"host\":{\"name\":\"%s\"}}",
+                       1700000000 + t, host);
+    lsf_parse_event(b, lsf_batch_push_record(b, line, (size_t)len, NOW_NS), &po);
+    st->def->process(st, b, 0);
+}
+
 /* A sweep that closes a silent key's intervals grows its model without
  * re-accounting it (the sweep walks the LRU); the key's next event does,
  * even when that event closes no interval. */
@@ -307,18 +320,10 @@ static void test_swept_entry_reaccounted(void **state)
     lsf_anom *a = st->ctx; /* the stage's context starts with its detector set */
     lsf_anom_det *d = &a->det[0];
     lsf_batch *b = lsf_batch_new(8);
-    lsf_parse_opts po = {.tz_mode = LSF_TZ_UTC};
     uint64_t seq = 0;
     /* h2 once at 0 s, then h1 alone for 400 s: the sweep feeds h2's model */
-    for (int t = 0; t <= 400; t++) {
-        lsf_batch_reset(b);
-        b->seq = seq++;
-        char line[128];
-        int len = snprintf(line, sizeof(line), "{\"@timestamp\":\"%d\",\"host\":{\"name\":\"%s\"}}",
-                           1700000000 + t, t ? "h1" : "h2");
-        lsf_parse_event(b, lsf_batch_push_record(b, line, (size_t)len, NOW_NS), &po);
-        st->def->process(st, b, 0);
-    }
+    for (int t = 0; t <= 400; t++)
+        one_event(st, b, seq++, t, t ? "h1" : "h2");
     uint64_t h;
     lsf_event probe = {0};
     probe.host = LSF_STR_LIT("h2");
@@ -332,13 +337,7 @@ static void test_swept_entry_reaccounted(void **state)
     size_t stale = e->bytes, now = sizeof(*e) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
     assert_true(now > stale);
     /* h2 again, in the watermark's interval: no interval closes */
-    lsf_batch_reset(b);
-    b->seq = seq++;
-    char line[128];
-    int len = snprintf(line, sizeof(line), "{\"@timestamp\":\"%d\",\"host\":{\"name\":\"h2\"}}",
-                       1700000000 + 400);
-    lsf_parse_event(b, lsf_batch_push_record(b, line, (size_t)len, NOW_NS), &po);
-    st->def->process(st, b, 0);
+    one_event(st, b, seq++, 400, "h2");
     assert_false(e->u.series.swept);
     assert_int_equal(e->bytes, now);
     lsf_batch_free(b);
