@@ -152,7 +152,9 @@ lsf_start() {
     bg "$LOGSIFT" run -c "$T/$name.yaml" >"${LSF_STDOUT:-$T/$name.stdout}" 2>"$T/$name.err"
     LSF_PID[$name]=$BG_PID
     while read -r pf; do
-        if ! wait_until 10 test -s "$pf"; then
+        # a deadline, not a delay: compiling the default packs under ASan on a
+        # loaded 2-core machine has taken more than 10 s
+        if ! wait_until "${LSF_START_TIMEOUT:-60}" test -s "$pf"; then
             not_ok "$name: logsift started and wrote $(basename "$pf")"
             sed 's/^/# /' "$T/$name.err" | tail -n 20
             return 1
