@@ -817,15 +817,11 @@ static void x_shared_prefixes(lsf_batch *b, lsf_event *ev)
     lsf_event_set_str(b, ev, S("host.ip"), S("10.0.0.1"));
     lsf_event_set_str(b, ev, S("sourc.ip"), S("x"));
     lsf_event_set_str(b, ev, S("sourcex.ip"), S("y"));
-    lsf_event_set_int(b, ev, S("a.bc"), 1);
-    lsf_event_set_int(b, ev, S("a.b"), 2);
-    lsf_event_set_int(b, ev, S("ab.c"), 3);
-    lsf_event_set_int(b, ev, S("a.b.c"), 4);
-    lsf_event_set_int(b, ev, S("a.b.d.e"), 5);
-    lsf_event_set_int(b, ev, S("x..y"), 6);
-    lsf_event_set_int(b, ev, S("x..z"), 7);
-    lsf_event_set_int(b, ev, S("x."), 8);
-    lsf_event_set_int(b, ev, S("x"), 9);
+    /* then field k + 1 of this list gets the value k + 1 */
+    static const char *const more[] = {"a.bc", "a.b", "ab.c", "a.b.c", "a.b.d.e",
+                                       "x..y", "x..z", "x.", "x"};
+    for (size_t k = 0; k < sizeof(more) / sizeof(more[0]); k++)
+        lsf_event_set_int(b, ev, S(more[k]), (int64_t)k + 1);
 }
 
 /* Names deeper than the 16 levels a name is split into, sharing prefixes
