@@ -53,7 +53,8 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
     case LSF_FX_MSGID:
         slot = &ev->msgid;
         break;
-    case LSF_FX_DYNAMIC: {
+    case LSF_FX_DYNAMIC:
+    case LSF_FX_RESERVED: {
         const lsf_field *fd = lsf_event_find(ev, f->name);
         if (!fd)
             return false;

@@ -54,6 +54,21 @@ bool lsf_field_reserved(const char *name)
     return false;
 }
 
+/* A reserved name that lsf_event_get_str does not map onto an event member
+ * (or the PRI), i.e. one it reads as a dynamic field: rule.id is read by
+ * every detection's `when`, so it skips get_str's chain of comparisons. */
+static bool held_as_field(const char *name)
+{
+    static const char *const members[] = {
+        "event.original", "log.source.address", "log.syslog.priority",
+        "log.syslog.facility.code", "log.syslog.facility.name", "log.syslog.severity.code",
+        "log.syslog.severity.name", NULL};
+    for (int i = 0; members[i]; i++)
+        if (strcmp(members[i], name) == 0)
+            return false;
+    return true;
+}
+
 lsf_fieldref lsf_fieldref_make(const char *name)
 {
     static const struct {
@@ -71,7 +86,7 @@ lsf_fieldref lsf_fieldref_make(const char *name)
         if (strcmp(fixed[i].name, name) == 0)
             f.fx = fixed[i].fx;
     if (f.fx == LSF_FX_DYNAMIC && lsf_field_reserved(name))
-        f.fx = LSF_FX_READONLY;
+        f.fx = held_as_field(name) ? LSF_FX_RESERVED : LSF_FX_READONLY;
     return f;
 }
 
@@ -92,7 +107,7 @@ static int writable_field(const char *name, const lsf_node *at, lsf_fieldref *ou
     if (!valid_field_name(name))
         return lsf_node_error(err, at, "bad field name '%s'", name);
     *out = lsf_fieldref_make(name);
-    if (out->fx == LSF_FX_READONLY)
+    if (out->fx == LSF_FX_READONLY || out->fx == LSF_FX_RESERVED)
         return lsf_node_error(err, at, "field '%s' is set by logsift itself; a rule cannot "
                               "write it", name);
     return 0;

@@ -48,6 +48,8 @@ enum lsf_fx {
     LSF_FX_PROCID,      /* ev->procid: process.pid, log.syslog.procid */
     LSF_FX_MSGID,       /* ev->msgid: log.syslog.msgid */
     LSF_FX_READONLY,    /* other well-known names: readable, not writable */
+    LSF_FX_RESERVED,    /* a name the engine writes as a dynamic field (rule.id,
+                         * event.severity ...): read as one, not writable */
 };
 
 typedef struct lsf_fieldref {
