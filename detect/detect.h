@@ -298,13 +298,28 @@ bool lsf_key_next(const char *key, uint32_t keylen, uint32_t *pos, lsf_str *val)
 
 /* ---- the detector (engine.c) ------------------------------------------- */
 
+typedef struct lsf_detgate lsf_detgate;
+
 /* A set of detections: immutable, reference counted, swapped on reload. */
 typedef struct lsf_detset {
     _Atomic int refs;
     lsf_detrun **runs;
     uint32_t n;
     bool any_absent;
+    lsf_detgate *gate;     /* built by lsf_detector_set; freed with the set */
 } lsf_detset;
+
+/* ---- gates (gate.c): the detections an event can match ------------------- */
+
+/* Reads a gate off each detection's `when` (eq / in / prefix on a field)
+ * and indexes them by field value. Never NULL; free with lsf_detgate_free. */
+lsf_detgate *lsf_detgate_build(const lsf_detset *set);
+void lsf_detgate_free(lsf_detgate *g);
+/* Words of the bitset lsf_detgate_select fills (64 detections a word). */
+uint32_t lsf_detgate_words(const lsf_detgate *g);
+/* Sets bit ri of `bits` for every detection ri whose `when` may hold on ev
+ * (a superset: the `when` still decides), clears the others. */
+void lsf_detgate_select(const lsf_detgate *g, const lsf_event *ev, uint64_t *bits);
 
 lsf_detset *lsf_detset_ref(lsf_detset *s);
 void lsf_detset_unref(lsf_detset *s);

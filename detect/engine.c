@@ -2,8 +2,9 @@
  *
  * The one design choice to know: a batch goes through two phases.
  *  1. Matching, on the batch's worker, in parallel with other batches: every
- *     event is tested against every detection's `when` (the rules' compiled
- *     conditions), and for each match the group key, its hash and shard, the
+ *     event is tested against the `when` (the rules' compiled conditions) of
+ *     each detection its gate lets through (gate.c: one read of rule.id
+ *     rules out the detections of other rules), and for each match the group key, its hash and shard, the
  *     distinct value or number are extracted into the worker's scratch.
  *  2. State, per shard of group keys, each shard taking batches strictly in
  *     submission order (a ticket per shard: a mutex, a condition variable
@@ -49,6 +50,8 @@ typedef struct dwork {
     int64_t *t, *wm;
     uint32_t capt;
     lsf_hll hll;              /* distinct: merge scratch */
+    uint64_t *gate_bits;      /* the current event's candidate detections */
+    uint32_t cap_gate;
     lsf_alert **alerts;
     size_t nalerts, cap_alerts;
     int64_t wm_end;           /* the watermark after this batch */
@@ -100,6 +103,7 @@ void lsf_detset_unref(lsf_detset *s)
         return;
     for (uint32_t i = 0; i < s->n; i++)
         lsf_detrun_unref(s->runs[i]);
+    lsf_detgate_free(s->gate);
     free(s->runs);
     free(s);
 }
@@ -154,6 +158,7 @@ void lsf_detector_free(lsf_detector *d)
         free(w->keys);
         free(w->t);
         free(w->wm);
+        free(w->gate_bits);
         lsf_hll_free(&w->hll);
         free(w->alerts);
     }
@@ -165,6 +170,8 @@ void lsf_detector_free(lsf_detector *d)
 
 void lsf_detector_set(lsf_detector *d, lsf_detset *set)
 {
+    if (set && !set->gate)
+        set->gate = lsf_detgate_build(set); /* before anyone else can see it */
     pthread_mutex_lock(&d->set_lock);
     lsf_detset *old = d->set;
     d->set = set;
@@ -292,47 +299,63 @@ static bool group_key(const lsf_detdef *d, const lsf_event *ev, dwork *w, uint32
     return true;
 }
 
+/* Tries detection ri on event i; a match goes into w->m. */
+static void match_one(lsf_detector *d, const lsf_detset *set, dwork *w, const lsf_event *ev,
+                      uint32_t i, uint32_t ri, double score, uint64_t *no_group,
+                      uint64_t *no_value)
+{
+    const lsf_detdef *def = &set->runs[ri]->def;
+    if (def->when && !lsf_when_match(def->when, ev))
+        return;
+    lsf_dmatch m = {.ev = i, .run = (uint16_t)ri, .score = (float)score};
+    if (def->type == LSF_DET_SEQUENCE) {
+        for (uint32_t s = 0; s < def->nsteps; s++)
+            if (lsf_when_match(def->steps[s].when, ev))
+                m.steps |= 1u << s;
+        if (!m.steps)
+            return;
+    } else if (def->type == LSF_DET_SCORE && score < def->score_min) {
+        return;
+    } else if (def->type == LSF_DET_DISTINCT) {
+        char scratch[48];
+        lsf_str v;
+        if (!lsf_fieldref_get(ev, &def->refs[def->ngroup], scratch, &v)) {
+            (*no_value)++;
+            return;
+        }
+        m.vhash = lsf_hash64(v.ptr, v.len, KEY_SEED);
+    } else if (def->type == LSF_DET_VALUE &&
+               !number_of(ev, &def->refs[def->ngroup], &m.value)) {
+        (*no_value)++;
+        return;
+    }
+    if (!group_key(def, ev, w, &m.koff, &m.klen)) {
+        (*no_group)++;
+        return;
+    }
+    m.khash = lsf_det_key_hash(w->keys + m.koff, m.klen);
+    m.shard = (uint16_t)lsf_det_key_shard(m.khash, d->o.nshards);
+    if (w->nm == w->capm) {
+        w->capm = w->capm ? w->capm * 2 : 256;
+        w->m = xrealloc(w->m, w->capm * sizeof(lsf_dmatch));
+    }
+    w->m[w->nm++] = m;
+}
+
+/* Tries the detections the set's gate lets through, in set order. */
 static void match_event(lsf_detector *d, const lsf_detset *set, dwork *w, const lsf_event *ev,
                         uint32_t i, double score, uint64_t *no_group, uint64_t *no_value)
 {
-    for (uint32_t ri = 0; ri < set->n; ri++) {
-        const lsf_detdef *def = &set->runs[ri]->def;
-        if (def->when && !lsf_when_match(def->when, ev))
-            continue;
-        lsf_dmatch m = {.ev = i, .run = (uint16_t)ri, .score = (float)score};
-        if (def->type == LSF_DET_SEQUENCE) {
-            for (uint32_t s = 0; s < def->nsteps; s++)
-                if (lsf_when_match(def->steps[s].when, ev))
-                    m.steps |= 1u << s;
-            if (!m.steps)
-                continue;
-        } else if (def->type == LSF_DET_SCORE && score < def->score_min) {
-            continue;
-        } else if (def->type == LSF_DET_DISTINCT) {
-            char scratch[48];
-            lsf_str v;
-            if (!lsf_fieldref_get(ev, &def->refs[def->ngroup], scratch, &v)) {
-                (*no_value)++;
-                continue;
-            }
-            m.vhash = lsf_hash64(v.ptr, v.len, KEY_SEED);
-        } else if (def->type == LSF_DET_VALUE &&
-                   !number_of(ev, &def->refs[def->ngroup], &m.value)) {
-            (*no_value)++;
-            continue;
-        }
-        if (!group_key(def, ev, w, &m.koff, &m.klen)) {
-            (*no_group)++;
-            continue;
-        }
-        m.khash = lsf_det_key_hash(w->keys + m.koff, m.klen);
-        m.shard = (uint16_t)lsf_det_key_shard(m.khash, d->o.nshards);
-        if (w->nm == w->capm) {
-            w->capm = w->capm ? w->capm * 2 : 256;
-            w->m = xrealloc(w->m, w->capm * sizeof(lsf_dmatch));
-        }
-        w->m[w->nm++] = m;
+    uint32_t words = lsf_detgate_words(set->gate);
+    if (words > w->cap_gate) {
+        w->cap_gate = words;
+        w->gate_bits = xrealloc(w->gate_bits, words * sizeof(uint64_t));
     }
+    lsf_detgate_select(set->gate, ev, w->gate_bits);
+    for (uint32_t k = 0; k < words; k++)
+        for (uint64_t bits = w->gate_bits[k]; bits; bits &= bits - 1)
+            match_one(d, set, w, ev, i, k * 64 + (uint32_t)__builtin_ctzll(bits), score,
+                      no_group, no_value);
 }
 
 /* Matches every event of b, then sorts the matches by shard (stably, so
