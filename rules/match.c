@@ -361,6 +361,31 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Adds the group's always-tried rules to w->cand, but those whose gate
+ * field (rules_int.h, always_gate) the event lacks; consecutive rules gated
+ * by the same field share one lookup. */
+static void add_always(const lsf_ruleset *rs, const lsf_rgroup *g, lsf_rules_worker *w,
+                       const lsf_event *ev)
+{
+    const lsf_fieldref *last = NULL;
+    bool has = false;
+    for (uint32_t i = 0; i < g->nalways; i++) {
+        uint32_t r = g->always[i];
+        if (g->always_gate[i] >= 0) {
+            const lsf_fieldref *f = &rs->rules[r].conds[g->always_gate[i]].field;
+            if (!last || f->fx != last->fx || !lsf_str_eq(f->name, last->name)) {
+                char scratch[48];
+                lsf_str v;
+                has = lsf_fieldref_get(ev, f, scratch, &v);
+                last = f;
+            }
+            if (!has)
+                continue;
+        }
+        w->cand[w->ncand++] = r;
+    }
+}
+
 /* Fills w->cand with the line's candidates in rank order. */
 static void candidates(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_event *ev, bool all_rules)
 {
@@ -373,9 +398,12 @@ static void candidates(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_event *ev
     const lsf_rgroup *app = lsf_prefilter_app_group(rs, ev->app);
     const char *m = ev->message.ptr;
     size_t n = m ? ev->message.len : 0;
+    add_always(rs, &rs->generic, w, ev);
     lsf_prefilter_scan(rs, &rs->generic, w, m, n);
-    if (app)
+    if (app) {
+        add_always(rs, app, w, ev);
         lsf_prefilter_scan(rs, app, w, m, n);
+    }
     if (w->ncand < 48)
         insertion_sort(w->cand, w->ncand);
     else

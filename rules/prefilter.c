@@ -201,10 +201,25 @@ static int cmp_item(const void *a, const void *b)
 static void group_free(lsf_rgroup *g)
 {
     free(g->always);
+    free(g->always_gate);
     free(g->expr_off);
     free(g->expr_rules);
     hs_free_database(g->db);
     memset(g, 0, sizeof(*g));
+}
+
+/* A condition of rule r that fails when its field is absent (any but
+ * `exists: false`), other than the one its process.name group stands for:
+ * a line without that field cannot match r, which one lookup shows for all
+ * the always-tried rules gated by the same field (app_json's six rules need
+ * log.level). -1 when r has none. */
+static int32_t gate_cond(const lsf_rule *r)
+{
+    for (uint32_t k = 0; k < r->nconds; k++)
+        if ((int)k != r->app_cond &&
+            !(r->conds[k].op == LSF_OP_EXISTS && !r->conds[k].exists))
+            return (int32_t)k;
+    return -1;
 }
 
 /* Builds group g from the rule indices idx[0..n) (ascending). Hyperscan
@@ -323,6 +338,11 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
             g->always[g->nalways++] = idx[i];
     }
     qsort(g->always, g->nalways, sizeof(uint32_t), cmp_u32);
+    g->always_gate = calloc(g->nalways ? g->nalways : 1, sizeof(int32_t));
+    if (!g->always_gate)
+        lsf_die("out of memory");
+    for (uint32_t k = 0; k < g->nalways; k++)
+        g->always_gate[k] = gate_cond(&rs->rules[g->always[k]]);
     for (size_t i = 0; i < ni + 1; i++)
         free((char *)exprs[i]);
     for (size_t i = 0; i < nkeys; i++)
@@ -500,8 +520,6 @@ static int on_hit(unsigned id, unsigned long long from, unsigned long long to, u
 void lsf_prefilter_scan(const lsf_ruleset *rs, const lsf_rgroup *g, lsf_rules_worker *w,
                         const char *p, size_t n)
 {
-    for (uint32_t i = 0; i < g->nalways; i++)
-        w->cand[w->ncand++] = g->always[i];
     if (!g->db)
         return;
     scan_ctx c = {rs, w, g};

@@ -300,6 +300,7 @@ typedef struct lsf_rule_counts {
  * any value, for the generic group) can match. */
 typedef struct lsf_rgroup {
     uint32_t *always;   /* rule indices tried without prefilter, ascending */
+    int32_t *always_gate; /* per always rule: a condition needing its field, or -1 */
     uint32_t nalways;
     uint32_t nrules;    /* rules in the group (always + prefiltered) */
     hs_database_t *db;  /* NULL when no rule of the group is prefiltered */
@@ -368,7 +369,8 @@ void lsf_prefilter_free(lsf_ruleset *rs);
 /* Scratch for one worker (after build); NULL when no database exists. */
 int lsf_prefilter_scratch(lsf_ruleset *rs, hs_scratch_t **out);
 void lsf_prefilter_scratch_free(hs_scratch_t *s);
-/* Adds the group's candidates for text p[0..n) to w->cand. */
+/* Adds the group's prefiltered candidates for text p[0..n) to w->cand (the
+ * caller adds g->always, see always_gate). */
 void lsf_prefilter_scan(const lsf_ruleset *rs, const lsf_rgroup *g, lsf_rules_worker *w,
                         const char *p, size_t n);
 /* The prefilter group of a process.name value: the no-name group for an
