@@ -449,3 +449,174 @@ int lsf_pattern_literals(const char *re, lsf_litset *out)
     out->n = n;
     return 0;
 }
+
+/* ---- literals of which every match contains one ------------------------------------
+ * For a regex without a required literal long enough to select anything, a
+ * required alternation often has one in each branch: nginx's
+ * "(?:upstream timed out|connect\(\) failed|...)", ASA's "(?:Inbound ...|Deny
+ * inbound ...)". Every match goes through one branch, so it contains that
+ * branch's literal. The reader walks the sequence every match takes
+ * (entering groups taken at least once, skipping optional groups and
+ * lookarounds) and keeps the alternation whose shortest branch literal is the
+ * longest. */
+
+typedef struct any_reader {
+    size_t min_len;
+    lsf_litset best;
+    size_t best_score; /* length of best's shortest literal; 0: none yet */
+    bool caseless;
+} any_reader;
+
+/* Whether [s, e) alternates at its top level; *bar gets the first '|'. */
+static bool region_alternates(const char *s, const char *e, const char **bar)
+{
+    int depth = 0;
+    for (const char *q = s; q < e;) {
+        size_t o = lsf_re_opaque_len(q);
+        if (o) {
+            q += o;
+            continue;
+        }
+        if (*q == '(')
+            depth++;
+        else if (*q == ')')
+            depth--;
+        else if (*q == '|' && depth == 0) {
+            *bar = q;
+            return true;
+        }
+        q++;
+    }
+    return false;
+}
+
+/* The alternation [s, e): the longest literal of each branch, if every
+ * branch has one of at least min_len bytes. */
+static void any_consider(any_reader *a, const char *s, const char *e)
+{
+    lsf_litset set = {0};
+    size_t score = SIZE_MAX;
+    bool ok = true;
+    for (const char *b = s; ok && b <= e;) {
+        const char *bar = e;
+        if (!region_alternates(b, e, &bar))
+            bar = e;
+        char *branch = strndup(b, (size_t)(bar - b));
+        lsf_litset lits;
+        if (!branch)
+            lsf_die("out of memory");
+        ok = lsf_pattern_literals(branch, &lits) == 0;
+        free(branch);
+        size_t pick = SIZE_MAX, plen = 0;
+        for (size_t k = 0; ok && k < lits.n; k++) {
+            size_t n = strlen(lits.v[k]);
+            if (n >= a->min_len && n > plen)
+                pick = k, plen = n;
+        }
+        ok = ok && pick != SIZE_MAX;
+        if (ok) {
+            a->caseless |= lits.caseless;
+            bool dup = false;
+            for (size_t k = 0; k < set.n && !dup; k++)
+                dup = strcmp(set.v[k], lits.v[pick]) == 0;
+            if (!dup && set.n == LSF_MAX_LITERALS)
+                ok = false;
+            else if (!dup) {
+                set.v[set.n++] = lits.v[pick];
+                lits.v[pick] = NULL;
+            }
+            if (plen < score)
+                score = plen;
+        }
+        lsf_litset_free(&lits);
+        b = bar + 1;
+    }
+    if (ok && score > a->best_score) {
+        lsf_litset_free(&a->best);
+        a->best = set;
+        a->best_score = score;
+    } else {
+        lsf_litset_free(&set);
+    }
+}
+
+/* The sequence [s, e), which every match takes. */
+static void any_walk(any_reader *a, const char *s, const char *e)
+{
+    const char *bar;
+    if (region_alternates(s, e, &bar)) {
+        any_consider(a, s, e);
+        return;
+    }
+    for (const char *q = s; q < e;) {
+        size_t o = lsf_re_opaque_len(q);
+        if (o) {
+            q += o;
+            continue;
+        }
+        if (*q != '(') {
+            q++;
+            continue;
+        }
+        const char *body = q + 1, *close;
+        bool enter = true, alternates, unb, opt, poss;
+        if (*body == '?') { /* only plain, atomic and named groups are entered */
+            const char *p = body + 1;
+            if (*p == ':' || *p == '>')
+                body = p + 1;
+            else if ((*p == '<' && p[1] != '=' && p[1] != '!') || *p == '\'' ||
+                     (*p == 'P' && p[1] == '<')) {
+                const char *n = strpbrk(p + 1, ">'");
+                enter = n != NULL;
+                body = n ? n + 1 : body;
+            } else
+                enter = false;
+        } else if (*body == '*') {
+            enter = false;
+        }
+        if (group_scan(body, &close, &alternates) < 0 || close > e)
+            return; /* unbalanced: give up on the rest */
+        q = close + 1;
+        q += quantifier(q, &unb, &opt, &poss);
+        if (enter && !opt)
+            any_walk(a, body, close);
+    }
+}
+
+/* Option settings and verbs anywhere in re: (?x) and (?n) change what the
+ * text means, (*VERB) is not modelled; (?i) makes every literal caseless. */
+static bool any_options(const char *re, bool *caseless)
+{
+    for (const char *q = re; *q;) {
+        size_t o = lsf_re_opaque_len(q);
+        if (o) {
+            q += o;
+            continue;
+        }
+        if (q[0] == '(' && q[1] == '*')
+            return false;
+        if (q[0] == '(' && q[1] == '?') {
+            for (const char *p = q + 2; isalpha((unsigned char)*p) || *p == '-' || *p == '^'; p++) {
+                if (*p == 'x' || *p == 'n')
+                    return false;
+                *caseless |= *p == 'i';
+            }
+        }
+        q++;
+    }
+    return true;
+}
+
+int lsf_pattern_any_literals(const char *re, size_t min_len, lsf_litset *out)
+{
+    memset(out, 0, sizeof(*out));
+    any_reader a = {.min_len = min_len ? min_len : 1};
+    if (!any_options(re, &a.caseless))
+        return -1;
+    any_walk(&a, re, re + strlen(re));
+    if (!a.best_score)
+        return -1;
+    *out = a.best;
+    out->caseless = a.caseless;
+    return 0;
+}

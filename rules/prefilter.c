@@ -88,6 +88,24 @@ static bool full_usable(lsf_ruleset *rs, lsf_rule *r)
     return true;
 }
 
+/* For a rule without a required literal: literals of which every match
+ * contains one (the branches of a required alternation), so its group's
+ * database stays made of literals, Hyperscan's fastest kind, rather than
+ * taking the regex itself. */
+static void any_literals(lsf_rule *r)
+{
+    lsf_litset any;
+    if (lsf_pattern_any_literals(r->rx[r->msg_rx].expanded, MIN_LITERAL, &any) < 0)
+        return;
+    for (size_t k = 0; k < any.n; k++) {
+        r->lits[r->nlits++] = any.v[k];
+        any.v[k] = NULL;
+    }
+    r->lits_any = true;
+    r->lits_caseless = any.caseless;
+    lsf_litset_free(&any);
+}
+
 /* Reads the literals of every message regex and picks, per rule, the one
  * that the fewest rules share (longer first on ties), and a second one when
  * few rules share it. */
@@ -157,6 +175,8 @@ static void choose_literals(lsf_ruleset *rs, bool platform_ok)
          * bookkeeping on every line that has it than it saves */
         if (pick[1] >= 0 && best[1] / 256u > SECOND_LITERAL_MAX_SHARE)
             pick[1] = -1;
+        if (!(r->lits = calloc(LSF_MAX_LITERALS, sizeof(char *))))
+            lsf_die("out of memory");
         for (int k = 0; k < 2; k++) {
             if (pick[k] < 0)
                 continue;
@@ -165,6 +185,8 @@ static void choose_literals(lsf_ruleset *rs, bool platform_ok)
             r->nlits++;
         }
         r->lits_caseless = sets[i].caseless;
+        if (r->prefiltered && !r->nlits)
+            any_literals(r);
         if (r->prefiltered && !r->nlits)
             r->prefiltered = full_usable(rs, r);
     }
@@ -229,7 +251,9 @@ static int32_t gate_cond(const lsf_rule *r)
 static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, size_t n,
                         const char *what)
 {
-    size_t cap = 2 * n + 1;
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) /* a key per literal, or one for the regex */
+        cap += rs->rules[idx[i]].nlits ? rs->rules[idx[i]].nlits : 1;
     item *it = calloc(cap, sizeof(item));
     char **keys = calloc(cap, sizeof(char *));
     g->always = calloc(n ? n : 1, sizeof(uint32_t));
@@ -425,7 +449,7 @@ int lsf_prefilter_build(lsf_ruleset *rs, lsf_errbuf *err)
         lsf_die("out of memory");
     for (size_t i = 0; i < nrules; i++) {
         rs->nalways_total += !rs->rules[i].prefiltered;
-        rs->lit_need[i] = rs->rules[i].nlits;
+        rs->lit_need[i] = rs->rules[i].lits_any ? 1 : rs->rules[i].nlits;
     }
 
     /* process.name -> group: open addressing, load <= 1/2 */

@@ -828,8 +828,9 @@ void lsf_rule_free(lsf_rule *r)
         free(r->copy[i].src);
     free(r->copy);
     free(r->blob);
-    free(r->lits[0]);
-    free(r->lits[1]);
+    for (uint8_t k = 0; k < r->nlits; k++)
+        free(r->lits[k]);
+    free(r->lits);
     free(r->tag_off);
     free(r->tag_len);
 }

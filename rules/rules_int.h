@@ -178,10 +178,12 @@ typedef struct lsf_rule {
     char **apps;
     uint32_t napps;
     bool app_absent;        /* `process.name: {exists: false}` */
-    /* prefilter: literals every match contains (all must occur), or none
-     * and the regex itself goes to Hyperscan */
-    char *lits[2];
+    /* prefilter: literals every match contains (all must occur), or with
+     * lits_any literals of which every match contains one, or none and the
+     * regex itself goes to Hyperscan */
+    char **lits;
     uint8_t nlits;
+    bool lits_any;
     bool lits_caseless;
     bool prefiltered;       /* served by a Hyperscan database */
     const char *no_prefilter_why;
@@ -277,6 +279,12 @@ typedef struct lsf_litset {
  * the reader does not model. */
 int lsf_pattern_literals(const char *re, lsf_litset *out);
 void lsf_litset_free(lsf_litset *s);
+/* Fills out with literals (distinct, each at least min_len bytes) of which
+ * every match of `re` contains one: a literal of each branch of an
+ * alternation every match goes through. Returns 0, or -1 (out empty) when
+ * there is no such alternation or the regex uses a construct the reader does
+ * not model. */
+int lsf_pattern_any_literals(const char *re, size_t min_len, lsf_litset *out);
 /* Finds a quantified group that holds an unbounded quantifier with nothing
  * to separate its iterations, e.g. (a+)+ or (\w+\s?)*, which can backtrack
  * exponentially. Returns the offset of the group, or -1. */
