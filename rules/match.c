@@ -398,12 +398,9 @@ static void candidates(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_event *ev
     const lsf_rgroup *app = lsf_prefilter_app_group(rs, ev->app);
     const char *m = ev->message.ptr;
     size_t n = m ? ev->message.len : 0;
-    add_always(rs, &rs->generic, w, ev);
-    lsf_prefilter_scan(rs, &rs->generic, w, m, n);
-    if (app) {
-        add_always(rs, app, w, ev);
-        lsf_prefilter_scan(rs, app, w, m, n);
-    }
+    const lsf_rgroup *g = app ? app : &rs->generic; /* app groups hold the generic rules */
+    add_always(rs, g, w, ev);
+    lsf_prefilter_scan(rs, g, w, m, n);
     if (w->ncand < 48)
         insertion_sort(w->cand, w->ncand);
     else

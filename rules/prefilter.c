@@ -1,9 +1,11 @@
 /* prefilter.c - picks the few rules worth confirming for a line.
  *
  * Rules are grouped by the process.name values their `when` pins, plus a
- * group for rules that require no process.name and a generic group; a line
- * scans the generic group and the one of its process.name (or the no-name
- * group). Each group is one Hyperscan database (block mode, one scratch per
+ * group for rules that require no process.name; every group also holds the
+ * generic rules (no process.name condition), which alone make the generic
+ * group. A line scans one group: its process.name's, the no-name group, or
+ * the generic group when no rule names its process - one Hyperscan call a
+ * line rather than two. Each group is one Hyperscan database (block mode, one scratch per
  * worker) holding, per rule:
  *   - the one or two rarest literals every match of its message regex must
  *     contain (rules/analyze.c): the rule is a candidate when all of them
@@ -381,6 +383,12 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
         lsf_die("out of memory (Hyperscan scratch)");
 }
 
+/* A rule every group holds: no process.name condition. */
+static bool is_generic(const lsf_rule *r)
+{
+    return !r->napps && !r->app_absent;
+}
+
 static int find_app(char **names, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
@@ -422,22 +430,23 @@ int lsf_prefilter_build(lsf_ruleset *rs, lsf_errbuf *err)
         lsf_die("out of memory");
     size_t n = 0;
     for (size_t i = 0; i < nrules; i++)
-        if (!rs->rules[i].napps && !rs->rules[i].app_absent)
+        if (is_generic(&rs->rules[i]))
             idx[n++] = (uint32_t)i;
     group_build(rs, &rs->generic, idx, n, "generic");
     n = 0;
     for (size_t i = 0; i < nrules; i++)
-        if (rs->rules[i].app_absent)
+        if (rs->rules[i].app_absent || is_generic(&rs->rules[i]))
             idx[n++] = (uint32_t)i;
     group_build(rs, &rs->noapp, idx, n, "no process.name");
     for (size_t a = 0; a < rs->napps; a++) {
         n = 0;
-        for (size_t i = 0; i < nrules; i++)
-            for (uint32_t k = 0; k < rs->rules[i].napps; k++)
-                if (strcmp(rs->rules[i].apps[k], rs->app_names[a]) == 0) {
-                    idx[n++] = (uint32_t)i;
-                    break;
-                }
+        for (size_t i = 0; i < nrules; i++) {
+            bool member = is_generic(&rs->rules[i]);
+            for (uint32_t k = 0; k < rs->rules[i].napps && !member; k++)
+                member = strcmp(rs->rules[i].apps[k], rs->app_names[a]) == 0;
+            if (member)
+                idx[n++] = (uint32_t)i;
+        }
         char what[128];
         snprintf(what, sizeof(what), "process.name '%s'", rs->app_names[a]);
         group_build(rs, &rs->apps[a], idx, n, what);

@@ -345,8 +345,8 @@ struct lsf_ruleset {
     lsf_rule *rules;        /* evaluation order */
     size_t nrules;
     lsf_rgroup generic;     /* rules without a process.name condition */
-    lsf_rgroup noapp;       /* rules for lines without a process.name */
-    lsf_rgroup *apps;       /* one per process.name value */
+    lsf_rgroup noapp;       /* rules for lines without a process.name, and generic */
+    lsf_rgroup *apps;       /* one per process.name value: its rules, and generic */
     char **app_names;
     uint32_t *app_lens;
     size_t napps;
