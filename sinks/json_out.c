@@ -837,9 +837,18 @@ typedef struct tnode {
     } v;
 } tnode;
 
+/* The root's children are also kept in arrays (while there are at most
+ * ROOT_INDEX): the root is the widest object (every top-level name of the
+ * event) and most lookups that find nothing are there, so scanning an
+ * array beats following `next` links, one dependent load per sibling. */
+#define ROOT_INDEX 64
+
 typedef struct tree {
     tnode *n;
     uint32_t len, cap;
+    uint32_t nroot; /* children of the root; past ROOT_INDEX the arrays stop */
+    uint64_t rsig[ROOT_INDEX];
+    uint32_t rklen[ROOT_INDEX], ridx[ROOT_INDEX];
 } tree;
 
 /* The first eight bytes of a key, or all of a shorter one, as one word:
@@ -864,18 +873,27 @@ static inline uint64_t key_sig(const char *p, uint32_t n)
            (uint64_t)(uint8_t)p[n - 1] << 16;
 }
 
-/* Appends a child to `parent`; 0 when the tree is full. */
+/* Appends a child to `parent` (sig: key_sig(key, klen)); 0 when the tree
+ * is full. */
 static inline __attribute__((always_inline)) uint32_t add(tree *t, uint32_t parent,
                                                           const char *key, uint32_t klen,
-                                                          uint8_t kind)
+                                                          uint64_t sig, uint8_t kind)
 {
     if (t->len == t->cap)
         return 0;
     uint32_t i = t->len++;
     tnode *x = &t->n[i];
     x->key = key;
-    x->sig = key_sig(key, klen);
+    x->sig = sig;
     x->klen = klen;
+    if (parent == 0) {
+        if (t->nroot < ROOT_INDEX) {
+            t->rsig[t->nroot] = sig;
+            t->rklen[t->nroot] = klen;
+            t->ridx[t->nroot] = i;
+        }
+        t->nroot++;
+    }
     x->kind = kind;
     x->child = x->last = x->next = 0;
     tnode *p = &t->n[parent];
@@ -888,18 +906,19 @@ static inline __attribute__((always_inline)) uint32_t add(tree *t, uint32_t pare
 }
 
 /* Fixed-field helpers: literal keys, never full (FIXED_NODES < cap). */
-#define ADD(parent, lit, kind) add(t, (parent), (lit), sizeof(lit) - 1, (kind))
+#define ADD(parent, lit, kind)                                                               \
+    add(t, (parent), (lit), sizeof(lit) - 1, key_sig((lit), sizeof(lit) - 1), (kind))
 
 static inline void add_str(tree *t, uint32_t parent, const char *key, uint32_t klen, lsf_str v)
 {
-    uint32_t i = add(t, parent, key, klen, V_STR);
+    uint32_t i = add(t, parent, key, klen, key_sig(key, klen), V_STR);
     t->n[i].v.s = v;
 }
 #define ADD_STR(parent, lit, val) add_str(t, (parent), (lit), sizeof(lit) - 1, (val))
 
 static inline void add_int(tree *t, uint32_t parent, const char *key, uint32_t klen, int64_t v)
 {
-    uint32_t i = add(t, parent, key, klen, V_INT);
+    uint32_t i = add(t, parent, key, klen, key_sig(key, klen), V_INT);
     t->n[i].v.i = v;
 }
 #define ADD_INT(parent, lit, val) add_int(t, (parent), (lit), sizeof(lit) - 1, (val))
@@ -931,6 +950,7 @@ static void build_fixed(tree *t, const lsf_event *ev)
 {
     t->n[0] = (tnode){0};
     t->len = 1;
+    t->nroot = 0;
     uint32_t x = ADD(0, "@timestamp", V_TIME);
     t->n[x].v.i = ev->time_ns ? ev->time_ns : ev->ingested_ns;
     if (ev->ingested_ns) {
@@ -1027,9 +1047,17 @@ static inline bool key_eq(const char *a, const char *b, uint32_t n)
     return true;
 }
 
-static inline uint32_t find_child(const tree *t, uint32_t parent, const char *key, uint32_t klen)
+/* The child `key` of `parent` (sig: key_sig(key, klen)), or 0. */
+static inline uint32_t find_child(const tree *t, uint32_t parent, const char *key, uint32_t klen,
+                                  uint64_t sig)
 {
-    uint64_t sig = key_sig(key, klen);
+    if (parent == 0 && t->nroot <= ROOT_INDEX) {
+        for (uint32_t k = 0; k < t->nroot; k++)
+            if (t->rsig[k] == sig && t->rklen[k] == klen &&
+                (klen <= 8 || key_eq(t->n[t->ridx[k]].key + 8, key + 8, klen - 8)))
+                return t->ridx[k];
+        return 0;
+    }
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
         if (x->sig == sig && x->klen == klen && (klen <= 8 || key_eq(x->key + 8, key + 8, klen - 8)))
@@ -1111,8 +1139,9 @@ static int build_dynamic(tree *t, const lsf_event *ev)
             if (lv < MAX_DEPTH - 1) /* rule 3: the last level keeps the rest */
                 ce = find_dot(p, ce);
             uint32_t clen = (uint32_t)(ce - p);
-            uint32_t c = find_child(t, cur, p, clen);
-            if (!c && !(c = add(t, cur, p, clen, V_OBJ)))
+            uint64_t sig = key_sig(p, clen);
+            uint32_t c = find_child(t, cur, p, clen, sig);
+            if (!c && !(c = add(t, cur, p, clen, sig, V_OBJ)))
                 return -1;
             node[lv] = c;
             cend[lv] = off + clen;
@@ -1281,7 +1310,9 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
 void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
 {
     tnode stack_nodes[STACK_NODES];
-    tree t = {stack_nodes, 0, STACK_NODES};
+    tree t; /* not zeroed: the root arrays are written before they are read */
+    t.n = stack_nodes;
+    t.cap = STACK_NODES;
     tnode *heap = NULL;
     build_fixed(&t, ev);
     if (ev->nfields && build_dynamic(&t, ev) < 0) {
@@ -1291,7 +1322,8 @@ void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
         heap = malloc(cap * sizeof(tnode));
         if (!heap)
             lsf_die("out of memory (%zu JSON nodes)", cap);
-        t = (tree){heap, 0, (uint32_t)cap};
+        t.n = heap;
+        t.cap = (uint32_t)cap;
         build_fixed(&t, ev);
         if (build_dynamic(&t, ev) < 0)
             lsf_die("json_out: node estimate too small");
