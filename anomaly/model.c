@@ -34,6 +34,20 @@
  *    `cooldown` observations. One incident then raises one peak, at its
  *    start, instead of a plateau of equal alerts; stronger evidence still
  *    gets through at once.
+ * A second tier: when the cooldown is the only rule an observation fails
+ * and the key has made no report for at least `cooldown` observations, the
+ * peak it failed against was itself never reported (the gate or the bar
+ * held it back), so nothing is being repeated: the observation reports
+ * with p2 = p_rec (1 + 2^(-q/H)), p_rec the p of a record of the horizon
+ * (times the measures), q the observations since the key's last report
+ * (at most H, the calibration horizon). That is a record's p with a
+ * Bonferroni factor for this second look that fades from 2 to 1.5 as the
+ * key stays quiet: always below a full report of a record (the first
+ * tier), above everything else, and the longer the quiet the higher. This
+ * is how the third-highest value of a horizon, in an incident whose
+ * strongest point the gate or the bar suppressed, still reports; NAB's
+ * threshold per profile then decides whether the tier counts (on NAB it
+ * adds 2-3 windows; docs/anomaly.md).
  * Most reports sit at the same p (a new maximum of the horizon), so which
  * of them count in full is what these rules decide; on NAB, with the tie
  * rule, they halve the false positives (docs/anomaly.md). The first
@@ -43,7 +57,8 @@
  * 5-minute gauge and a per-second rate; event time is used only for the
  * seasonal buckets. Memory per key, allocated as history accumulates: the
  * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and ~550
- * bytes of fixed state (144 of them the gate's ring and fit and the bars):
+ * bytes of fixed state (152 of them the gate's ring and fit, the bars and
+ * the last report's index):
  * 1 KiB + 64 KiB at the defaults (window 128, history 2,048 shapes of 8).
  * Time per observation: a binary search and memmove in the window, and one
  * nearest-neighbour scan over the history (8 shapes at a time, ~2 us at
@@ -146,6 +161,15 @@ static uint32_t ring_cap(const lsf_model_conf *c)
 /* A measure beyond this multiple of its horizon's largest value is not
  * gated: a wild value is reported whatever came before it. */
 #define GATE_EXEMPT 2.0
+
+/* The second tier's p: a record's p (p_rec) times a Bonferroni factor for
+ * the second look, 1 + 2^(-quiet / horizon) with quiet capped at the
+ * horizon: 2 right after the cooldown, 1.5 for a key quiet a horizon. */
+static double second_tier_p(double p_rec, double quiet, double h)
+{
+    double p = p_rec * (1 + exp2(-fmin(quiet, h) / h));
+    return p < 1 ? p : 1;
+}
 
 /* a / the largest value of the horizon (infinite over an all-zero one). */
 static double excess(const lsf_tailrank *t, double a)
@@ -325,8 +349,23 @@ int lsf_model_update(lsf_model *m, const lsf_model_conf *c, double x, int64_t ti
     bool cooling = c->cooldown && s0 > 0 && s0 <= peak;
     failed += cooling;
 
+    /* 7. the second tier: only the cooldown failed, and the key has not
+     * reported within it (the peak was never reported) */
+    double quiet = (double)(t - m->last_report);
+    if (report && cooling && failed == 1 && quiet >= c->cooldown) {
+        const lsf_tailrank *tr = out->measure == LSF_MEASURE_SPIKE   ? &m->t_spike
+                                 : out->measure == LSF_MEASURE_SHAPE ? &m->t_shape
+                                                                     : &m->t_season;
+        double p_rec = nmeasures * lsf_tailrank_p(tr, HUGE_VAL);
+        s = -log10(second_tier_p(p_rec, quiet, horizon(c)));
+        out->second_tier = true;
+        failed = 0;
+    }
+
     if (v && !failed)
         lsf_vigil_raise(v, a); /* a report: raise the bar */
+    if (report && !failed)
+        m->last_report = t;
     if (failed) {
         out->suppressed = true;
         s = ldexp(s0, -failed);
@@ -369,6 +408,7 @@ void lsf_model_save(const lsf_model *m, lsf_wbuf *w)
     lsf_wbuf_put(w, &m->sup_cur, sizeof(m->sup_cur));
     lsf_wbuf_u32(w, m->sup_n);
     lsf_wbuf_u32(w, m->sup_head);
+    lsf_wbuf_u64(w, m->last_report);
 }
 
 int lsf_model_load(lsf_model *m, const lsf_model_conf *c, lsf_rbuf *r)
@@ -392,7 +432,8 @@ int lsf_model_load(lsf_model *m, const lsf_model_conf *c, lsf_rbuf *r)
     lsf_rbuf_get(r, &m->sup_cur, sizeof(m->sup_cur));
     m->sup_n = lsf_rbuf_u32(r);
     m->sup_head = lsf_rbuf_u32(r);
-    if (m->sup_head >= 4 || !isfinite(m->sup_cur))
+    m->last_report = lsf_rbuf_u64(r);
+    if (m->sup_head >= 4 || !isfinite(m->sup_cur) || m->last_report > m->n)
         r->bad = true;
     for (int i = 0; i < 4; i++)
         if (!isfinite(m->sup_max[i]))

@@ -44,7 +44,8 @@ enum lsf_model_measure {
 const char *lsf_model_measure_name(int m);
 
 typedef struct lsf_model_result {
-    double score;     /* 0..1: 1 - p, or 1 - sqrt(p) during a cooldown */
+    double score;     /* 0..1: 1 - p, or 1 - sqrt(p) during a cooldown, or the
+                       * second tier's 1 - p2 (model.c) */
     double p;         /* combined tail probability (Bonferroni over measures) */
     double expected;  /* recent median (the seasonal mean for LSF_MEASURE_SEASON) */
     double deviation; /* robust z-score: (x - median) / (1.4826 MAD), 0 without spread;
@@ -53,6 +54,8 @@ typedef struct lsf_model_result {
     bool learning;    /* fewer than `learn` observations: score is 0 */
     bool suppressed;  /* in a cooldown after a stronger peak, below the vigilance
                        * bar, or not backed by the recent raw scores */
+    bool second_tier; /* reported in the second tier: only the cooldown failed, on a
+                       * key quiet for at least `cooldown` observations (model.c) */
 } lsf_model_result;
 
 typedef struct lsf_model {
@@ -66,6 +69,7 @@ typedef struct lsf_model {
     float sup_cur;
     uint32_t sup_n, sup_head;
     uint64_t n;          /* observations */
+    uint64_t last_report; /* index of the key's last counted report (0: none yet) */
 } lsf_model;
 
 void lsf_model_init(lsf_model *m, const lsf_model_conf *c);

@@ -1,8 +1,8 @@
 /* state.c - anomaly state snapshots: every detector's keys, models, sets,
  * sketches and templates to one file and back.
  *
- * Format (version 2: the series model gained its likelihood gate and
- * vigilance bars), host byte order, refused on a machine of the other:
+ * Format (version 3: the series model keeps its last report's index),
+ * host byte order, refused on a machine of the other:
  *   "LSFANOMS" | u32 version | u32 0x01020304 | u64 body length | u64 body hash
  *   body: u32 detectors, then per detector:
  *     u32 name length, name | u8 type | u64 settings fingerprint |
@@ -38,7 +38,7 @@
 #include "core/log.h"
 
 #define SNAP_MAGIC "LSFANOMS"
-#define SNAP_VERSION 2u
+#define SNAP_VERSION 3u
 #define SNAP_ORDER 0x01020304u
 #define SNAP_HASH_SEED 0x736e617073686f74ULL
 #define SNAP_MAX_BYTES (64ULL << 30)
