@@ -904,6 +904,37 @@ static void test_nesting_exact(void **state)
     lsf_batch_free(b);
 }
 
+/* More top-level names than the root's lookup array holds (64): names
+ * after that are still found (a leaf below one of the first and of the last
+ * names is written flat beside it, never as a second key). */
+static void test_many_top_level_names(void **state)
+{
+    (void)state;
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_outbuf o;
+    lsf_outbuf_init(&o);
+    char names[100][8];
+    lsf_event *ev = bare_event(b);
+    ev->host = S("web1");
+    for (int i = 0; i < 100; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        lsf_event_set_int(b, ev, S(names[i]), i);
+    }
+    lsf_event_set_int(b, ev, S("k3.x"), 1003);
+    lsf_event_set_int(b, ev, S("k90.x"), 1090);
+    lsf_event_set_str(b, ev, S("host.ip"), S("10.0.0.1"));
+    json_t *j = write_one(ev, &o); /* rejects duplicate keys */
+    assert_int_equal(json_object_size(j), 3 + 100 + 2); /* @timestamp, host, log, k*, k3.x, k90.x */
+    assert_int_equal(json_integer_value(json_object_get(j, "k90")), 90);
+    assert_int_equal(json_integer_value(json_object_get(j, "k90.x")), 1090);
+    assert_int_equal(json_integer_value(json_object_get(j, "k3.x")), 1003);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "host"), "ip")),
+                        "10.0.0.1");
+    json_decref(j);
+    lsf_outbuf_deinit(&o);
+    lsf_batch_free(b);
+}
+
 /* Every length up to 70 with a byte that needs care at every position, in a
  * buffer of exactly that size (so ASan sees any read past it), as a value
  * and as a key: the same text as the reference escaper. */
@@ -1177,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_conflict_exact_text),
         cmocka_unit_test(test_random_names_valid),
         cmocka_unit_test(test_nesting_exact),
+        cmocka_unit_test(test_many_top_level_names),
         cmocka_unit_test(test_escape_every_position),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamps_vs_gmtime),
