@@ -16,8 +16,9 @@
  * The one design choice to know: each event is first described as a small
  * tree of nodes (on the stack; fixed fields are linked in directly, only
  * dynamic names are looked up component by component, and the components a
- * name shares with the previous one are not looked up again) and the tree
- * is then written in one pass. Merge rules, in order:
+ * name shares with the previous one are not looked up again; siblings are
+ * compared by an 8-byte key signature, the root's from an array) and the
+ * tree is then written in one pass. Merge rules, in order:
  *   1. A name written twice: the first one wins. Fixed fields come first, so
  *      a dynamic field with the name of a present fixed field is skipped; a
  *      dynamic field fills the slot of an absent fixed one (e.g. process.pid
