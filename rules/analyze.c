@@ -458,7 +458,8 @@ int lsf_pattern_literals(const char *re, lsf_litset *out)
  * branch's literal. The reader walks the sequence every match takes
  * (entering groups taken at least once, skipping optional groups and
  * lookarounds) and keeps the alternation whose shortest branch literal is the
- * longest. */
+ * longest; a branch without a literal of its own may stand on an alternation
+ * it requires in turn. */
 
 typedef struct any_reader {
     size_t min_len;
@@ -490,6 +491,21 @@ static bool region_alternates(const char *s, const char *e, const char **bar)
     return false;
 }
 
+static void any_walk(any_reader *a, const char *s, const char *e);
+
+/* Moves *lit into set unless there already; false when the set is full. */
+static bool any_add(lsf_litset *set, char **lit)
+{
+    for (size_t k = 0; k < set->n; k++)
+        if (strcmp(set->v[k], *lit) == 0)
+            return true;
+    if (set->n == LSF_MAX_LITERALS)
+        return false;
+    set->v[set->n++] = *lit;
+    *lit = NULL;
+    return true;
+}
+
 /* The alternation [s, e): the longest literal of each branch, if every
  * branch has one of at least min_len bytes. */
 static void any_consider(any_reader *a, const char *s, const char *e)
@@ -513,18 +529,25 @@ static void any_consider(any_reader *a, const char *s, const char *e)
             if (n >= a->min_len && n > plen)
                 pick = k, plen = n;
         }
-        ok = ok && pick != SIZE_MAX;
-        if (ok) {
+        if (ok && pick == SIZE_MAX) {
+            /* no literal of its own: one of a nested alternation's will do
+             * ("/(?:wp-login\.php|\.env)") */
+            any_reader sub = {.min_len = a->min_len};
+            char *inner = strndup(b, (size_t)(bar - b));
+            if (!inner)
+                lsf_die("out of memory");
+            any_walk(&sub, inner, inner + strlen(inner));
+            free(inner);
+            ok = sub.best_score > 0;
+            for (size_t k = 0; ok && k < sub.best.n; k++)
+                ok = any_add(&set, &sub.best.v[k]);
+            if (ok && sub.best_score < score)
+                score = sub.best_score;
+            a->caseless |= sub.caseless;
+            lsf_litset_free(&sub.best);
+        } else if (ok) {
             a->caseless |= lits.caseless;
-            bool dup = false;
-            for (size_t k = 0; k < set.n && !dup; k++)
-                dup = strcmp(set.v[k], lits.v[pick]) == 0;
-            if (!dup && set.n == LSF_MAX_LITERALS)
-                ok = false;
-            else if (!dup) {
-                set.v[set.n++] = lits.v[pick];
-                lits.v[pick] = NULL;
-            }
+            ok = any_add(&set, &lits.v[pick]);
             if (plen < score)
                 score = plen;
         }
@@ -560,8 +583,11 @@ static void any_walk(any_reader *a, const char *s, const char *e)
         }
         const char *body = q + 1, *close;
         bool enter = true, alternates, unb, opt, poss;
-        if (*body == '?') { /* only plain, atomic and named groups are entered */
+        if (*body == '?') { /* plain, atomic, named and option groups are entered */
             const char *p = body + 1;
+            const char *f = p;
+            while (isalpha((unsigned char)*f) || *f == '-' || *f == '^')
+                f++; /* (?i: ... ): any_options has made the literals caseless */
             if (*p == ':' || *p == '>')
                 body = p + 1;
             else if ((*p == '<' && p[1] != '=' && p[1] != '!') || *p == '\'' ||
@@ -569,7 +595,9 @@ static void any_walk(any_reader *a, const char *s, const char *e)
                 const char *n = strpbrk(p + 1, ">'");
                 enter = n != NULL;
                 body = n ? n + 1 : body;
-            } else
+            } else if (f > p && *f == ':')
+                body = f + 1;
+            else
                 enter = false;
         } else if (*body == '*') {
             enter = false;

@@ -35,6 +35,11 @@
 #define HS_FULL (HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH)
 #define MIN_LITERAL 3 /* shorter literals select too little to be worth it */
 #define SECOND_LITERAL_MAX_SHARE 8 /* rules that may share a rule's second literal */
+/* an alternation of short words beside required literals is most often an
+ * enumeration every line has (month names): it sharpens nothing */
+#define SHARPEN_MIN_LITERAL 4
+#define ANY_LIT 0x80000000u /* an item / expr_rules entry: one of the rule's any-literals */
+#define LIT_ANY_SEEN 0x80 /* litcnt: an any-literal of the rule was seen */
 
 static uint32_t hash_str(const char *p, size_t n)
 {
@@ -90,21 +95,30 @@ static bool full_usable(lsf_ruleset *rs, lsf_rule *r)
     return true;
 }
 
-/* For a rule without a required literal: literals of which every match
- * contains one (the branches of a required alternation), so its group's
+/* Literals of which every match contains one (the branches of a required
+ * alternation), for a rule without a required literal - so its group's
  * database stays made of literals, Hyperscan's fastest kind, rather than
- * taking the regex itself. */
+ * taking the regex itself - or whose required literals many rules share
+ * (nginx.access.probe's '] "' is in every access line; one of its probe
+ * paths is not). */
 static void any_literals(lsf_rule *r)
 {
     lsf_litset any;
     if (lsf_pattern_any_literals(r->rx[r->msg_rx].expanded, MIN_LITERAL, &any) < 0)
         return;
+    size_t shortest = SIZE_MAX;
+    for (size_t k = 0; k < any.n; k++)
+        if (strlen(any.v[k]) < shortest)
+            shortest = strlen(any.v[k]);
+    if (r->nlits && shortest < SHARPEN_MIN_LITERAL) {
+        lsf_litset_free(&any);
+        return;
+    }
     for (size_t k = 0; k < any.n; k++) {
-        r->lits[r->nlits++] = any.v[k];
+        r->lits[r->nlits + r->nany++] = any.v[k];
         any.v[k] = NULL;
     }
-    r->lits_any = true;
-    r->lits_caseless = any.caseless;
+    r->any_caseless = any.caseless;
     lsf_litset_free(&any);
 }
 
@@ -177,7 +191,7 @@ static void choose_literals(lsf_ruleset *rs, bool platform_ok)
          * bookkeeping on every line that has it than it saves */
         if (pick[1] >= 0 && best[1] / 256u > SECOND_LITERAL_MAX_SHARE)
             pick[1] = -1;
-        if (!(r->lits = calloc(LSF_MAX_LITERALS, sizeof(char *))))
+        if (!(r->lits = calloc(LSF_MAX_LITERALS + 2, sizeof(char *)))) /* 2 required + any */
             lsf_die("out of memory");
         for (int k = 0; k < 2; k++) {
             if (pick[k] < 0)
@@ -187,9 +201,9 @@ static void choose_literals(lsf_ruleset *rs, bool platform_ok)
             r->nlits++;
         }
         r->lits_caseless = sets[i].caseless;
-        if (r->prefiltered && !r->nlits)
+        if (r->prefiltered && (!r->nlits || best[0] / 256u > SECOND_LITERAL_MAX_SHARE))
             any_literals(r);
-        if (r->prefiltered && !r->nlits)
+        if (r->prefiltered && !r->nlits && !r->nany)
             r->prefiltered = full_usable(rs, r);
     }
     for (size_t i = 0; i < rs->nrules; i++)
@@ -255,7 +269,7 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
 {
     size_t cap = 1;
     for (size_t i = 0; i < n; i++) /* a key per literal, or one for the regex */
-        cap += rs->rules[idx[i]].nlits ? rs->rules[idx[i]].nlits : 1;
+        cap += (size_t)rs->rules[idx[i]].nlits + rs->rules[idx[i]].nany + 1;
     item *it = calloc(cap, sizeof(item));
     char **keys = calloc(cap, sizeof(char *));
     g->always = calloc(n ? n : 1, sizeof(uint32_t));
@@ -269,18 +283,19 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
             g->always[g->nalways++] = idx[i];
             continue;
         }
-        for (uint8_t k = 0; k < r->nlits; k++) { /* "L" + case flag + literal */
+        for (uint32_t k = 0; k < (uint32_t)r->nlits + r->nany; k++) { /* "L" + case + literal */
+            bool any = k >= r->nlits;
             size_t len = strlen(r->lits[k]);
             char *key = malloc(len + 3);
             if (!key)
                 lsf_die("out of memory");
             key[0] = 'L';
-            key[1] = r->lits_caseless ? 'i' : 's';
+            key[1] = (any ? r->any_caseless : r->lits_caseless) ? 'i' : 's';
             memcpy(key + 2, r->lits[k], len + 1);
             keys[nkeys++] = key;
-            it[ni++] = (item){key, idx[i]};
+            it[ni++] = (item){key, idx[i] | (any ? ANY_LIT : 0)};
         }
-        if (!r->nlits) { /* "R" + the regex: sorts after every literal */
+        if (!r->nlits && !r->nany) { /* "R" + the regex: sorts after every literal */
             size_t len = strlen(r->rx[r->msg_rx].prefilter);
             char *key = malloc(len + 2);
             if (!key)
@@ -339,7 +354,7 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
         for (size_t i = 0; i < ni; i++) {
             if (!it[i].key || (bad >= 0 && strcmp(it[i].key, owned[bad]) != 0))
                 continue;
-            lsf_rule *r = &rs->rules[it[i].rule];
+            lsf_rule *r = &rs->rules[it[i].rule & ~ANY_LIT];
             if (r->prefiltered && bad >= 0 && !rs->opts.quiet)
                 lsf_warn("rules: rule %s is tried on every line of its group: Hyperscan: %s",
                          r->id, cerr->message);
@@ -347,7 +362,7 @@ static void group_build(lsf_ruleset *rs, lsf_rgroup *g, const uint32_t *idx, siz
             r->no_prefilter_why = "Hyperscan cannot compile it";
         }
         for (size_t i = 0; i < ni; i++) /* every item of a rule now out goes */
-            if (it[i].key && !rs->rules[it[i].rule].prefiltered)
+            if (it[i].key && !rs->rules[it[i].rule & ~ANY_LIT].prefiltered)
                 it[i].key = NULL;
         if (bad < 0)
             lsf_warn("rules: Hyperscan cannot build the %s database (%s); its rules are tried on "
@@ -458,7 +473,7 @@ int lsf_prefilter_build(lsf_ruleset *rs, lsf_errbuf *err)
         lsf_die("out of memory");
     for (size_t i = 0; i < nrules; i++) {
         rs->nalways_total += !rs->rules[i].prefiltered;
-        rs->lit_need[i] = rs->rules[i].lits_any ? 1 : rs->rules[i].nlits;
+        rs->lit_need[i] = (uint8_t)(rs->rules[i].nlits + (rs->rules[i].nany ? 1 : 0));
     }
 
     /* process.name -> group: open addressing, load <= 1/2 */
@@ -537,14 +552,24 @@ static int on_hit(unsigned id, unsigned long long from, unsigned long long to, u
     const lsf_rgroup *g = c->g;
     lsf_rules_worker *w = c->w;
     for (uint32_t k = g->expr_off[id]; k < g->expr_off[id + 1]; k++) {
-        uint32_t r = g->expr_rules[k];
+        uint32_t r = g->expr_rules[k] & ~ANY_LIT;
         if (id >= g->nlits) { /* a full expression */
             w->cand[w->ncand++] = r;
             continue;
         }
-        if (w->litcnt[r]++ == 0) /* literals: all of the rule's must be seen */
+        /* literals: all of the rule's required ones must be seen, and one
+         * of its any-literals, which counts once */
+        uint8_t n = w->litcnt[r];
+        if (g->expr_rules[k] & ANY_LIT) {
+            if (n & LIT_ANY_SEEN)
+                continue;
+            n |= LIT_ANY_SEEN;
+        }
+        if ((n & ~LIT_ANY_SEEN) == 0)
             w->touched[w->ntouched++] = r;
-        if (w->litcnt[r] == c->rs->lit_need[r])
+        n++;
+        w->litcnt[r] = n;
+        if ((n & ~LIT_ANY_SEEN) == c->rs->lit_need[r])
             w->cand[w->ncand++] = r;
     }
     return 0;

@@ -828,7 +828,7 @@ void lsf_rule_free(lsf_rule *r)
         free(r->copy[i].src);
     free(r->copy);
     free(r->blob);
-    for (uint8_t k = 0; k < r->nlits; k++)
+    for (uint32_t k = 0; k < (uint32_t)r->nlits + r->nany; k++)
         free(r->lits[k]);
     free(r->lits);
     free(r->tag_off);

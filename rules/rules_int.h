@@ -178,13 +178,12 @@ typedef struct lsf_rule {
     char **apps;
     uint32_t napps;
     bool app_absent;        /* `process.name: {exists: false}` */
-    /* prefilter: literals every match contains (all must occur), or with
-     * lits_any literals of which every match contains one, or none and the
-     * regex itself goes to Hyperscan */
+    /* prefilter: lits[0, nlits) every match contains (all must occur), and
+     * lits[nlits, nlits + nany) of which every match contains one (one must
+     * occur); with neither, the regex itself goes to Hyperscan */
     char **lits;
-    uint8_t nlits;
-    bool lits_any;
-    bool lits_caseless;
+    uint8_t nlits, nany;
+    bool lits_caseless, any_caseless;
     bool prefiltered;       /* served by a Hyperscan database */
     const char *no_prefilter_why;
 } lsf_rule;
@@ -325,7 +324,8 @@ typedef struct lsf_rules_worker {
     hs_scratch_t *scratch;
     uint32_t *cand;         /* candidate rule indices of the current line */
     uint32_t ncand;
-    uint8_t *litcnt;        /* per rule: its literals seen in this scan */
+    uint8_t *litcnt;        /* per rule: its literals seen in this scan, and
+                             * LIT_ANY_SEEN once one of its any-literals was */
     uint32_t *touched;      /* rules whose litcnt is not 0 */
     uint32_t ntouched;
     lsf_rule_counts *counts;/* one per rule */

@@ -4,7 +4,9 @@
  *    alternation (and none for optional ones, lookarounds, (?x), branches
  *    without a literal), caseless when (?i) appears;
  *  - rules served by such literals: classified exactly as when every rule
- *    is tried, and the database holds no full expression for them;
+ *    is tried, and the database holds no full expression for them; rules
+ *    whose required literal is common, sharpened by such literals (not by
+ *    month-like enumerations), counted once whatever number occur;
  *  - always-tried rules gated by a field their `when` requires (and not by
  *    an `exists: false` condition);
  *  - reserved names (rule.id) read as dynamic fields, still not writable;
@@ -149,6 +151,61 @@ static void test_any_literals(void **state)
     assert_string_equal(any_lits("\\(?:alpha|beta\\)", NULL), ":alpha|beta)");
     assert_string_equal(any_lits("[(](?:alpha|beta)x", NULL), "alpha|beta");
     assert_string_equal(any_lits("plain text", NULL), "-");
+    /* a branch without a literal stands on the alternation it requires */
+    assert_string_equal(any_lits("^x (?:(?i:/(?:wp-login\\.php|\\.env))|/etc/passwd)", &ci),
+                        ".env|/etc/passwd|wp-login.php");
+    assert_true(ci);
+    assert_string_equal(any_lits("^x (?:/(?:wp|[0-9]+)|/etc/passwd)", NULL), "-");
+}
+
+/* Rules whose required literal many rules share are sharpened by an
+ * alternation of longer words, not by one of short ones (month names). */
+static void test_sharpened_rules(void **state)
+{
+    (void)state;
+    lsf_sbuf p = {0};
+    lsf_sbuf_adds(&p, "pack: s\nrules:\n");
+    for (int i = 0; i < 9; i++)
+        lsf_sbuf_addf(&p, "  - id: s.r%d\n    match: '^GET \\S+ (?<n%d>\\d+)$'\n", i, i);
+    lsf_sbuf_adds(&p, "  - id: s.probe\n    priority: 5\n"
+                      "    match: '^GET \\S*(?:/admin|/login)\\S* \\d+$'\n"
+                      "  - id: s.month\n    priority: 5\n"
+                      "    match: '^GET \\S+ (?:Jan|Feb) \\d+$'\n");
+    lsf_ruleset *a = load(p.p, false), *b = load(p.p, true);
+    lsf_sbuf_free(&p);
+    const lsf_rule *probe = rule_by_id(a, "s.probe"), *month = rule_by_id(a, "s.month");
+    assert_int_equal(probe->nlits, 1);
+    assert_int_equal(probe->nany, 2);
+    assert_int_equal(month->nany, 0);
+    static const char *const lines[][2] = {
+        {"GET /index 200", "s.r0"},     {"GET /admin/x 403", "s.probe"},
+        {"GET /a/login 200", "s.probe"}, {"GET /x Feb 200", "s.month"},
+        {"GET /adm 200", "s.r0"},       {"POST /admin 200", NULL},
+    };
+    lsf_batch *ba = lsf_batch_new(2), *bb = lsf_batch_new(2);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        const char *ga = classify(a, ba, lines[i][0]), *gb = classify(b, bb, lines[i][0]);
+        if ((ga == NULL) != (lines[i][1] == NULL) || (ga && strcmp(ga, lines[i][1]) != 0))
+            fail_msg("'%s': got %s, want %s", lines[i][0], ga ? ga : "none",
+                     lines[i][1] ? lines[i][1] : "none");
+        assert_true((ga == NULL) == (gb == NULL) && (!ga || strcmp(ga, gb) == 0));
+    }
+    /* the probe rule is no candidate of a line without its words, and is
+     * one, once, with two of them */
+    uint32_t out[16];
+    lsf_ruleset_matches(a, parse(ba, "GET /index 200"), 0, false, out, 16);
+    uint32_t pi = (uint32_t)(probe - a->rules), seen = 0;
+    for (uint32_t k = 0; k < a->workers[0].ncand; k++)
+        seen += a->workers[0].cand[k] == pi;
+    assert_int_equal(seen, 0);
+    lsf_ruleset_matches(a, parse(ba, "GET /admin/login 200"), 0, false, out, 16);
+    for (uint32_t k = 0; k < a->workers[0].ncand; k++)
+        seen += a->workers[0].cand[k] == pi;
+    assert_int_equal(seen, 1);
+    lsf_batch_free(ba);
+    lsf_batch_free(bb);
+    lsf_ruleset_unref(a);
+    lsf_ruleset_unref(b);
 }
 
 static const char any_pack[] =
@@ -171,10 +228,10 @@ static void test_any_literal_rules(void **state)
     lsf_ruleset *a = load(any_pack, false), *b = load(any_pack, true);
     /* every rule is served by literals: no full expression in the database */
     assert_int_equal(a->generic.nexprs, a->generic.nlits);
-    assert_true(rule_by_id(a, "a.upstream")->lits_any);
-    assert_int_equal(rule_by_id(a, "a.upstream")->nlits, 3);
-    assert_true(rule_by_id(a, "a.case")->lits_any);
-    assert_true(rule_by_id(a, "a.case")->lits_caseless);
+    assert_int_equal(rule_by_id(a, "a.upstream")->nlits, 0);
+    assert_int_equal(rule_by_id(a, "a.upstream")->nany, 3);
+    assert_int_equal(rule_by_id(a, "a.case")->nany, 2);
+    assert_true(rule_by_id(a, "a.case")->any_caseless);
     static const char *const lines[][2] = {
         {"[error] upstream timed out (110) while reading", "a.upstream"},
         {"[warn] connect() failed (111)", "a.upstream"},
@@ -442,6 +499,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_any_literals),     cmocka_unit_test(test_any_literal_rules),
+        cmocka_unit_test(test_sharpened_rules),
         cmocka_unit_test(test_always_gate),      cmocka_unit_test(test_reserved_fields),
         cmocka_unit_test(test_detection_gate),   cmocka_unit_test(test_detection_gate_words),
     };
