@@ -56,7 +56,7 @@
  * Everything counts observations, not seconds, so the same settings serve a
  * 5-minute gauge and a per-second rate; event time is used only for the
  * seasonal buckets. Memory per key, allocated as history accumulates: the
- * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and ~550
+ * window (8 bytes a value), the shapes (4 * embed_dims bytes each) and 560
  * bytes of fixed state (152 of them the gate's ring and fit, the bars and
  * the last report's index):
  * 1 KiB + 64 KiB at the defaults (window 128, history 2,048 shapes of 8).
