@@ -379,8 +379,9 @@ int main(int argc, char **argv)
     double lw = (double)nlines / best_without, la = (double)nlines / best_with;
     double ratio = la / lw;
     printf("anomaly stage: %ld JSON lines after %ld of warm-up, %ld hosts (%llu keys per detector), "
-           "4 detectors, %ld events per second of event time\n",
-           nlines, nlines, keys, (unsigned long long)new_keys / (unsigned long long)rounds, eps);
+           "%s, %ld events per second of event time\n",
+           nlines, nlines, keys, (unsigned long long)new_keys / (unsigned long long)rounds,
+           only ? only : "4 detectors", eps);
     printf("  parse -> JSON:           %10.0f lines/s\n", lw);
     printf("  parse -> anomaly -> JSON: %9.0f lines/s  (the stage alone: %.0f lines/s, "
            "%.2f us/line; %llu events annotated per pass)\n",
