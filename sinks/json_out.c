@@ -204,6 +204,18 @@ static inline size_t utf8_len(const unsigned char *s, const unsigned char *e)
     return 0;
 }
 
+#if defined(__SSE2__)
+#define VEC_SCAN 1
+/* Bit i set when byte i of v needs care: one signed compare with 0x20 finds
+ * both the control characters and the bytes >= 0x80. */
+static inline unsigned special16(__m128i v)
+{
+    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#else
 /* High bit set in each byte of w that is < 0x20, '"', '\\' or >= 0x80. No
  * byte is flagged when none of them is one of those; otherwise the lowest
  * flagged byte (in memory order, on little-endian machines) is always a true
@@ -216,20 +228,9 @@ static inline uint64_t special_bytes(uint64_t w)
     uint64_t m = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w;
     return m & high;
 }
-
-#if defined(__SSE2__)
-#define VEC_SCAN 1
-/* Bit i set when byte i of v needs care: one signed compare with 0x20 finds
- * both the control characters and the bytes >= 0x80. */
-static inline unsigned special16(__m128i v)
-{
-    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-    return (unsigned)_mm_movemask_epi8(m);
-}
-#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define WORD_SCAN 1
+#endif
 #endif
 
 /* Writes the escape of the byte at s, which needs care (esc_class != 0), or
