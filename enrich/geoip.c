@@ -12,12 +12,12 @@
  * address of the same network or city: the tree walk stays, the decoding
  * (most of a miss) goes; and the misses of a batch walk their search trees
  * together, a level of each in turn, so their memory stalls overlap
- * (lsf_geo_locate_many). A batch is handled in three passes (collect the addresses, probe the tags,
- * write the fields) so the cache memory for all its addresses is fetched at
- * once rather than one miss after another. The databases are memory-mapped
- * once and shared read-only; a reload (file changed on disk, or SIGHUP)
- * opens the new files beside the old ones and swaps them in without
- * stopping the workers (enrich/live.c).
+ * (lsf_geo_locate_many). A batch is handled in three passes (collect the
+ * addresses, probe the tags, write the fields) so the cache memory for all
+ * its addresses is fetched at once rather than one miss after another. The
+ * databases are memory-mapped once and shared read-only; a reload (file
+ * changed on disk, or SIGHUP) opens the new files beside the old ones and
+ * swaps them in without stopping the workers (enrich/live.c).
  *
  * Addresses in special-purpose ranges (private, loopback, link-local,
  * documentation, CGNAT, multicast, ...) are never looked up: the stage

@@ -291,7 +291,8 @@ static inline uint32_t tree_record(const MMDB_s *db, uint32_t node, unsigned bit
     case 28:
         p += (size_t)node * 7;
         if (bit)
-            return ((uint32_t)p[3] & 0x0F) << 24 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
+            return ((uint32_t)p[3] & 0x0F) << 24 | (uint32_t)p[4] << 16 |
+                   (uint32_t)p[5] << 8 | p[6];
         return ((uint32_t)p[3] & 0xF0) << 20 | (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
     default: /* 32 */
         p += (size_t)node * 8 + (bit ? 4 : 0);

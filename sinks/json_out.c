@@ -1062,7 +1062,8 @@ static inline uint32_t find_child(const tree *t, uint32_t parent, const char *ke
     }
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
-        if (x->sig == sig && x->klen == klen && (klen <= 8 || key_eq(x->key + 8, key + 8, klen - 8)))
+        if (x->sig == sig && x->klen == klen &&
+            (klen <= 8 || key_eq(x->key + 8, key + 8, klen - 8)))
             return c;
     }
     return 0;
