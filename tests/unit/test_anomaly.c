@@ -245,34 +245,50 @@ static void test_model_scores_spike_after_learning(void **state)
     assert_int_equal(lsf_model_conf_check(&bad, msg, sizeof(msg)), -1);
 }
 
+/* n noise values (100 +- 5) a minute apart; *i counts observations. */
+static void feed_noise(lsf_model *m, const lsf_model_conf *c, int64_t *i, int n,
+                       lsf_model_result *r)
+{
+    for (int k = 0; k < n; k++, (*i)++)
+        lsf_model_update(m, c, 100 + 5 * gauss(), *i * 60000000000LL, r);
+}
+
+/* A fresh model after 2,000 noise values and a reported spike of 400 (300
+ * over the median: the spike's vigilance bar), then 1,100 more noise values. */
+static void model_after_a_report(lsf_model *m, lsf_model_conf *c, int64_t *i)
+{
+    rng_state = 33;
+    lsf_model_conf_default(c);
+    lsf_model_init(m, c);
+    lsf_model_result r;
+    *i = 0;
+    feed_noise(m, c, i, 2000, &r);
+    lsf_model_update(m, c, 400, (*i)++ * 60000000000LL, &r);
+    assert_true(r.score >= 0.99 && !r.suppressed && !r.second_tier);
+    for (int k = 0; k < 1100; k++) {
+        feed_noise(m, c, i, 1, &r);
+        assert_false(r.second_tier && k < 100); /* the cooldown after the report */
+    }
+}
+
 /* After a report, a record must beat the last report's size (decaying with
  * the horizon) to count in full; wild values are never gated. */
 static void test_model_vigilance_after_a_report(void **state)
 {
     (void)state;
-    rng_state = 33;
     lsf_model_conf c;
-    lsf_model_conf_default(&c);
     lsf_model m;
-    lsf_model_init(&m, &c);
     lsf_model_result r;
-    int64_t i = 0;
-    for (; i < 2000; i++)
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
-    /* a report: 300 over the median */
-    lsf_model_update(&m, &c, 400, i++ * 60000000000LL, &r);
-    assert_true(r.score >= 0.99 && !r.suppressed);
-    /* 1,100 observations later the 400 has left the calibration horizon,
-     * the bar is 300 * 2^(-1100/1024) ~ 143: a 130 is a new maximum of the
-     * horizon (smallest p), yet below the bar */
-    for (int k = 0; k < 1100; k++, i++)
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    int64_t i;
+    /* 1,100 observations after the report of 400 it has left the calibration
+     * horizon, the bar is 300 * 2^(-1100/1024) ~ 143: a 130 is a new maximum
+     * of the horizon (smallest p), yet below the bar */
+    model_after_a_report(&m, &c, &i);
     lsf_model_update(&m, &c, 230, i++ * 60000000000LL, &r);
     assert_true(r.p <= 2.0 / (16 * c.tail_block + 1) + 1e-12);
     assert_true(r.suppressed && r.score < 0.99);
     /* past the cooldown, a larger one is reported in full */
-    for (int k = 0; k < 150; k++, i++)
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    feed_noise(&m, &c, &i, 150, &r);
     lsf_model_update(&m, &c, 300, i++ * 60000000000LL, &r);
     assert_true(r.score >= 0.99 && !r.suppressed);
     lsf_model_free(&m);
@@ -287,21 +303,11 @@ static void test_model_vigilance_after_a_report(void **state)
 static void test_model_second_tier_on_a_quiet_key(void **state)
 {
     (void)state;
-    rng_state = 33;
     lsf_model_conf c;
-    lsf_model_conf_default(&c);
     lsf_model m;
-    lsf_model_init(&m, &c);
     lsf_model_result r;
-    int64_t i = 0;
-    for (; i < 2000; i++)
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
-    lsf_model_update(&m, &c, 400, i++ * 60000000000LL, &r); /* spike bar 300 */
-    assert_true(r.score >= 0.99 && !r.suppressed && !r.second_tier);
-    for (int k = 0; k < 1100; k++, i++) {
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
-        assert_false(r.second_tier && k < 100); /* the cooldown after the report */
-    }
+    int64_t i;
+    model_after_a_report(&m, &c, &i);
     uint64_t quiet = m.n - m.last_report;
     assert_true(quiet >= c.cooldown);
     /* below the bar (~143): held back, but it sets the cooldown's peak */
@@ -309,14 +315,18 @@ static void test_model_second_tier_on_a_quiet_key(void **state)
     assert_true(r.suppressed && !r.second_tier && r.score < 0.99);
     double p_rec = r.p; /* a record of the horizon, times the two measures */
     int tier = 0;
-    for (int k = 0; k < 10; k++, i++) {
-        lsf_model_update(&m, &c, 100 + 5 * gauss(), i * 60000000000LL, &r);
+    for (int k = 0; k < 10; k++) {
+        uint64_t last = m.last_report;
+        feed_noise(&m, &c, &i, 1, &r);
         if (!r.second_tier)
             continue;
-        /* p2 = p_rec (1 + 2^(-quiet / 1024)), quiet capped at the horizon */
+        /* p2 = p_rec (1 + 2^(-q / 1024)), q the observations since the last
+         * report (capped at the horizon), p_rec the shape measure's record */
         tier++;
         assert_true(r.measure == LSF_MEASURE_SHAPE && !r.suppressed);
-        assert_true(1 - r.score > 1.5 * p_rec - 1e-9 && 1 - r.score < 2 * p_rec);
+        double q = (double)(m.n - 1 - last);
+        double p2 = 2 * lsf_tailrank_p(&m.t_shape, HUGE_VAL) * (1 + exp2(-fmin(q, 1024) / 1024));
+        assert_true(q >= c.cooldown && fabs((1 - r.score) - p2) < 1e-9);
         assert_true(r.score > 0.99);
     }
     assert_int_equal(tier, 1); /* once: that was a report */
