@@ -3,7 +3,9 @@
  *
  *   score.c   the `anomaly` transform stage (config, batches, fields)
  *   detect.c  the four detector kinds on one key's state
- *   keys.c    per-detector sharded key tables: hash, LRU, memory budget
+ *   keys.c    sharded key records, one per key shared by the detectors with
+ *             the same `by`; LRU and memory budget per detector
+ *   slab.c    the records' memory (huge-page chunks)
  *   state.c   snapshots to disk and back
  *   cli.c     `logsift score` and `logsift templates`
  * The statistics are in stats.h, the series model in model.h, the template
@@ -16,8 +18,8 @@
  * whatever the number of workers: a replay scores like live ingestion did.
  *
  * Threads: definitions are immutable after init; shard k of every detector
- * is touched only under ticket k; counters are atomics; the template miner
- * has its own lock.
+ * and key group is touched only under ticket k; counters are atomics; the
+ * template miner and each group's slab have their own locks.
  */
 #ifndef LSF_ANOMALY_H
 #define LSF_ANOMALY_H
