@@ -128,8 +128,12 @@ lsf_field *lsf_event_find(const lsf_event *ev, lsf_str name)
 lsf_field *lsf_event_set(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id)
 {
     lsf_field *f = lsf_event_find(ev, name);
-    if (f)
-        return f;
+    return f ? f : lsf_event_append(b, ev, name, id);
+}
+
+lsf_field *lsf_event_append(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id)
+{
+    lsf_field *f;
     if (ev->nfields == ev->capfields) {
         uint16_t ncap = ev->capfields ? (uint16_t)(ev->capfields * 2) : 8;
         if (ncap < ev->capfields) /* 65535 fields: keep the last slot reused */

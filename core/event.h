@@ -180,6 +180,8 @@ lsf_event *lsf_batch_push_record(lsf_batch *b, const char *rec, size_t len, int6
 /* Adds a field; the name and value slices must live as long as the batch
  * (arena, record, or static). Replaces an existing field of the same name. */
 lsf_field *lsf_event_set(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id);
+/* The same for a name the caller knows ev does not have (no search). */
+lsf_field *lsf_event_append(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id);
 void lsf_event_set_str(lsf_batch *b, lsf_event *ev, lsf_str name, lsf_str v);
 void lsf_event_set_int(lsf_batch *b, lsf_event *ev, lsf_str name, int64_t v);
 void lsf_event_set_float(lsf_batch *b, lsf_event *ev, lsf_str name, double v);

@@ -419,9 +419,49 @@ size_t lsf_ruleset_matches(lsf_ruleset *rs, const lsf_event *ev, int worker, boo
     return n;
 }
 
-/* ---- writing the winner ---------------------------------------------------------- */
+/* ---- writing the winner ----------------------------------------------------------
+ * A winner writes some ten fields, and lsf_event_set searches the event's
+ * fields for each. `names` summarises the names the event holds (one bit of
+ * 64 per name, from its length and end bytes), taken once by commit() and
+ * kept up to date by field_for(): a name whose bit is clear is new, and is
+ * appended without a search. */
 
-static void put_str(lsf_batch *b, lsf_event *ev, const lsf_fieldref *f, lsf_str v)
+static uint64_t name_bit(lsf_str n)
+{
+    unsigned h = n.len ? n.len * 7u + (unsigned char)n.ptr[0] * 3u +
+                             (unsigned char)n.ptr[n.len - 1]
+                       : 0;
+    return 1ull << (h & 63);
+}
+
+static uint64_t names_of(const lsf_event *ev)
+{
+    uint64_t m = 0;
+    for (uint16_t i = 0; i < ev->nfields; i++)
+        m |= name_bit(ev->fields[i].name);
+    return m;
+}
+
+/* lsf_event_set, without the search when `names` shows the name is new. */
+static lsf_field *field_for(lsf_batch *b, lsf_event *ev, lsf_str name, uint64_t *names)
+{
+    uint64_t bit = name_bit(name);
+    if (*names & bit)
+        return lsf_event_set(b, ev, name, 0);
+    *names |= bit;
+    return lsf_event_append(b, ev, name, 0);
+}
+
+static void put_field_str(lsf_batch *b, lsf_event *ev, lsf_str name, lsf_str v,
+                          uint64_t *names)
+{
+    lsf_field *f = field_for(b, ev, name, names);
+    f->type = LSF_T_STR;
+    f->v.s = v;
+}
+
+static void put_str(lsf_batch *b, lsf_event *ev, const lsf_fieldref *f, lsf_str v,
+                    uint64_t *names)
 {
     switch (f->fx) {
     case LSF_FX_MESSAGE:
@@ -439,11 +479,8 @@ static void put_str(lsf_batch *b, lsf_event *ev, const lsf_fieldref *f, lsf_str 
     case LSF_FX_MSGID:
         ev->msgid = v;
         return;
-    default: {
-        lsf_field *fd = lsf_event_set(b, ev, f->name, 0);
-        fd->type = LSF_T_STR;
-        fd->v.s = v;
-    }
+    default:
+        put_field_str(b, ev, f->name, v, names);
     }
 }
 
@@ -487,12 +524,13 @@ static bool parse_int64(lsf_str v, int64_t *out)
 }
 
 /* Writes one capture with its type; false on a value that is not of it. */
-static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_str v)
+static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_str v,
+                        uint64_t *names)
 {
     char buf[64], *end;
     switch (c->type) {
     case LSF_CAP_STRING:
-        put_str(b, ev, &c->field, v);
+        put_str(b, ev, &c->field, v, names);
         return true;
     case LSF_CAP_IP: {
         uint8_t addr[16];
@@ -501,7 +539,7 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
             return true;
         if (!parse_ip(v, addr, &fam))
             return false;
-        put_str(b, ev, &c->field, v);
+        put_str(b, ev, &c->field, v, names);
         return true;
     }
     case LSF_CAP_BOOL: {
@@ -511,10 +549,10 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
         if (!parse_bool_text(v, &x))
             return false;
         if (c->field.fx != LSF_FX_DYNAMIC) {
-            put_str(b, ev, &c->field, v);
+            put_str(b, ev, &c->field, v, names);
             return true;
         }
-        lsf_field *fd = lsf_event_set(b, ev, c->field.name, 0);
+        lsf_field *fd = field_for(b, ev, c->field.name, names);
         fd->type = LSF_T_BOOL;
         fd->v.b = x;
         return true;
@@ -530,10 +568,10 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
         if (!parse_int64(v, &x))
             return false;
         if (c->field.fx != LSF_FX_DYNAMIC) {
-            put_str(b, ev, &c->field, v);
+            put_str(b, ev, &c->field, v, names);
             return true;
         }
-        fd = lsf_event_set(b, ev, c->field.name, 0);
+        fd = field_for(b, ev, c->field.name, names);
         fd->type = LSF_T_INT;
         fd->v.i = x;
         return true;
@@ -545,16 +583,16 @@ static bool put_capture(lsf_batch *b, lsf_event *ev, const lsf_capture *c, lsf_s
     if (*end || errno || !isfinite(x))
         return false;
     if (c->field.fx != LSF_FX_DYNAMIC) {
-        put_str(b, ev, &c->field, v);
+        put_str(b, ev, &c->field, v, names);
         return true;
     }
-    fd = lsf_event_set(b, ev, c->field.name, 0);
+    fd = field_for(b, ev, c->field.name, names);
     fd->type = LSF_T_FLOAT;
     fd->v.f = x;
     return true;
 }
 
-static void apply_copy(lsf_batch *b, lsf_event *ev, const lsf_copyfield *c)
+static void apply_copy(lsf_batch *b, lsf_event *ev, const lsf_copyfield *c, uint64_t *names)
 {
     for (uint32_t i = 0; i < c->nsrc; i++) {
         const lsf_fieldref *src = &c->src[i];
@@ -563,7 +601,7 @@ static void apply_copy(lsf_batch *b, lsf_event *ev, const lsf_copyfield *c)
             if (!f || f->type == LSF_T_NULL)
                 continue;
             lsf_field v = *f;
-            lsf_field *d = lsf_event_set(b, ev, c->dst.name, 0);
+            lsf_field *d = field_for(b, ev, c->dst.name, names);
             d->type = v.type;
             d->v = v.v;
             return;
@@ -574,7 +612,7 @@ static void apply_copy(lsf_batch *b, lsf_event *ev, const lsf_copyfield *c)
             continue;
         if (v.ptr == scratch)
             v.ptr = lsf_arena_memdup(&b->arena, scratch, v.len);
-        put_str(b, ev, &c->dst, v);
+        put_str(b, ev, &c->dst, v, names);
         return;
     }
 }
@@ -583,11 +621,12 @@ static void commit(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_rule *r, lsf_
                    lsf_event *ev)
 {
     const char *blob = lsf_arena_memdup(&b->arena, r->blob, r->blob_len);
+    uint64_t names = names_of(ev);
     for (uint32_t i = 0; i < r->ncopy; i++)
-        apply_copy(b, ev, &r->copy[i]);
+        apply_copy(b, ev, &r->copy[i], &names);
     bool type_error = false;
     for (uint32_t i = 0; i < w->npending; i++)
-        if (!put_capture(b, ev, w->pending[i].cap, w->pending[i].v))
+        if (!put_capture(b, ev, w->pending[i].cap, w->pending[i].v, &names))
             type_error = true;
     if (type_error) {
         w->type_errors++;
@@ -596,10 +635,10 @@ static void commit(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_rule *r, lsf_
     for (uint32_t i = 0; i < r->nset; i++) {
         const lsf_setfield *s = &r->set[i];
         if (s->field.fx != LSF_FX_DYNAMIC) {
-            put_str(b, ev, &s->field, lsf_str_make(blob + s->off, s->len));
+            put_str(b, ev, &s->field, lsf_str_make(blob + s->off, s->len), &names);
             continue;
         }
-        lsf_field *f = lsf_event_set(b, ev, s->field.name, 0);
+        lsf_field *f = field_for(b, ev, s->field.name, &names);
         f->type = s->type;
         switch (s->type) {
         case LSF_T_INT:
@@ -615,13 +654,15 @@ static void commit(lsf_ruleset *rs, lsf_rules_worker *w, const lsf_rule *r, lsf_
             f->v.s = lsf_str_make(blob + s->off, s->len);
         }
     }
-    lsf_event_set_str(b, ev, LSF_STR_LIT("rule.id"), lsf_str_make(blob, r->id_len));
-    lsf_event_set_str(b, ev, LSF_STR_LIT("rule.ruleset"),
-                      lsf_str_make(blob + r->pack_off, r->pack_len));
+    put_field_str(b, ev, LSF_STR_LIT("rule.id"), lsf_str_make(blob, r->id_len), &names);
+    put_field_str(b, ev, LSF_STR_LIT("rule.ruleset"),
+                  lsf_str_make(blob + r->pack_off, r->pack_len), &names);
     if (r->severity) {
-        lsf_event_set_int(b, ev, LSF_STR_LIT("event.severity"), r->severity);
-        lsf_event_set_str(b, ev, LSF_STR_LIT("rule.severity"),
-                          lsf_str_make(blob + r->sev_off, r->sev_len));
+        lsf_field *f = field_for(b, ev, LSF_STR_LIT("event.severity"), &names);
+        f->type = LSF_T_INT;
+        f->v.i = r->severity;
+        put_field_str(b, ev, LSF_STR_LIT("rule.severity"),
+                      lsf_str_make(blob + r->sev_off, r->sev_len), &names);
     }
     for (uint32_t i = 0; i < r->ntags; i++)
         lsf_event_add_tag(b, ev, lsf_str_make(blob + r->tag_off[i], r->tag_len[i]));

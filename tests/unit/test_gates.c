@@ -9,6 +9,8 @@
  *    month-like enumerations), counted once whatever number occur;
  *  - always-tried rules gated by a field their `when` requires (and not by
  *    an `exists: false` condition);
+ *  - a winner's fields: each name once, whether new or already on the
+ *    event (commit's name summary never appends a name that is there);
  *  - reserved names (rule.id) read as dynamic fields, still not writable;
  *  - detection gates (detect/gate.c): eq / in / prefix on rule.id, a
  *    sequence gated by its steps, ungated detections, and the bits against
@@ -313,6 +315,49 @@ static void test_always_gate(void **state)
     lsf_ruleset_unref(rs);
 }
 
+/* ---- writing the winner: new names appended, present ones replaced ------------------ */
+
+static unsigned count_named(const lsf_event *ev, const char *name)
+{
+    unsigned n = 0;
+    for (uint16_t i = 0; i < ev->nfields; i++)
+        n += lsf_str_eq_cstr(ev->fields[i].name, name);
+    return n;
+}
+
+static void test_commit_fields(void **state)
+{
+    (void)state;
+    lsf_ruleset *rs = load("pack: w\nrules:\n"
+                           "  - id: w.r\n"
+                           "    match: '^(?<user.name>\\w+) (?<n:int>\\d+) (?<fresh>\\w+)'\n"
+                           "    severity: low\n"
+                           "    set: {lvl: a, other: b}\n"
+                           "    copy: {copied: [lvl0, user.name]}\n",
+                           false);
+    lsf_batch *b = lsf_batch_new(2);
+    /* every field the rule writes, some already on the event (from JSON) */
+    lsf_event *ev = parse(b, "{\"message\":\"bob 42 new\",\"user.name\":\"alice\",\"n\":\"x\","
+                             "\"lvl\":\"z\",\"lvl0\":\"c\",\"copied\":1,\"rule.id\":\"old\"}");
+    assert_int_equal(count_named(ev, "user.name"), 1);
+    assert_true(lsf_ruleset_apply(rs, b, ev, 0) >= 0);
+    static const char *const names[] = {"user.name", "n", "fresh", "lvl", "other", "copied",
+                                        "rule.id", "rule.ruleset", "event.severity",
+                                        "rule.severity", "lvl0"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (count_named(ev, names[i]) != 1)
+            fail_msg("%s appears %u times", names[i], count_named(ev, names[i]));
+    char scratch[48];
+    lsf_str v;
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("user.name"), scratch, &v) && lsf_str_eq_cstr(v, "bob"));
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("n"), scratch, &v) && lsf_str_eq_cstr(v, "42"));
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("lvl"), scratch, &v) && lsf_str_eq_cstr(v, "a"));
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("copied"), scratch, &v) && lsf_str_eq_cstr(v, "c"));
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("rule.id"), scratch, &v) && lsf_str_eq_cstr(v, "w.r"));
+    lsf_batch_free(b);
+    lsf_ruleset_unref(rs);
+}
+
 /* ---- reserved names ----------------------------------------------------------------- */
 
 static void test_reserved_fields(void **state)
@@ -499,7 +544,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_any_literals),     cmocka_unit_test(test_any_literal_rules),
-        cmocka_unit_test(test_sharpened_rules),
+        cmocka_unit_test(test_sharpened_rules),  cmocka_unit_test(test_commit_fields),
         cmocka_unit_test(test_always_gate),      cmocka_unit_test(test_reserved_fields),
         cmocka_unit_test(test_detection_gate),   cmocka_unit_test(test_detection_gate_words),
     };
