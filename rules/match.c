@@ -596,6 +596,8 @@ static void apply_copy(lsf_batch *b, lsf_event *ev, const lsf_copyfield *c, uint
 {
     for (uint32_t i = 0; i < c->nsrc; i++) {
         const lsf_fieldref *src = &c->src[i];
+        if (src->fx == LSF_FX_DYNAMIC && !(*names & name_bit(src->name)))
+            continue; /* not on the event: no search (app_json tries ~40 names) */
         if (src->fx == LSF_FX_DYNAMIC && c->dst.fx == LSF_FX_DYNAMIC) {
             const lsf_field *f = lsf_event_find(ev, src->name);
             if (!f || f->type == LSF_T_NULL)

@@ -333,7 +333,7 @@ static void test_commit_fields(void **state)
                            "    match: '^(?<user.name>\\w+) (?<n:int>\\d+) (?<fresh>\\w+)'\n"
                            "    severity: low\n"
                            "    set: {lvl: a, other: b}\n"
-                           "    copy: {copied: [lvl0, user.name]}\n",
+                           "    copy: {copied: [lvl0, user.name], copied2: [nope, user.name]}\n",
                            false);
     lsf_batch *b = lsf_batch_new(2);
     /* every field the rule writes, some already on the event (from JSON) */
@@ -343,7 +343,7 @@ static void test_commit_fields(void **state)
     assert_true(lsf_ruleset_apply(rs, b, ev, 0) >= 0);
     static const char *const names[] = {"user.name", "n", "fresh", "lvl", "other", "copied",
                                         "rule.id", "rule.ruleset", "event.severity",
-                                        "rule.severity", "lvl0"};
+                                        "rule.severity", "lvl0", "copied2"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (count_named(ev, names[i]) != 1)
             fail_msg("%s appears %u times", names[i], count_named(ev, names[i]));
@@ -353,6 +353,9 @@ static void test_commit_fields(void **state)
     assert_true(lsf_event_get_str(ev, LSF_STR_LIT("n"), scratch, &v) && lsf_str_eq_cstr(v, "42"));
     assert_true(lsf_event_get_str(ev, LSF_STR_LIT("lvl"), scratch, &v) && lsf_str_eq_cstr(v, "a"));
     assert_true(lsf_event_get_str(ev, LSF_STR_LIT("copied"), scratch, &v) && lsf_str_eq_cstr(v, "c"));
+    /* copies run before captures: the event's own user.name, past an absent source */
+    assert_true(lsf_event_get_str(ev, LSF_STR_LIT("copied2"), scratch, &v) &&
+                lsf_str_eq_cstr(v, "alice"));
     assert_true(lsf_event_get_str(ev, LSF_STR_LIT("rule.id"), scratch, &v) && lsf_str_eq_cstr(v, "w.r"));
     lsf_batch_free(b);
     lsf_ruleset_unref(rs);
