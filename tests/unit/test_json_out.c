@@ -913,7 +913,7 @@ static void test_many_top_level_names(void **state)
     lsf_batch *b = lsf_batch_new(4);
     lsf_outbuf o;
     lsf_outbuf_init(&o);
-    char names[100][8];
+    char names[100][16];
     lsf_event *ev = bare_event(b);
     ev->host = S("web1");
     for (int i = 0; i < 100; i++) {
