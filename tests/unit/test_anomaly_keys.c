@@ -144,6 +144,48 @@ static void test_budgets_stay_per_detector(void **state)
     lsf_anom_free(&a);
 }
 
+/* The records' slab: 64-byte aligned, no overlap, freed blocks reused by
+ * size class, chunks past 2 MiB aligned for huge pages, all unmapped at the
+ * end (ASan sees the poisoned free blocks). */
+static void test_slab(void **state)
+{
+    (void)state;
+    lsf_anom_slab s;
+    lsf_anom_slab_init(&s);
+    enum { N = 20000 };
+    static char *p[N];
+    static size_t n[N];
+    for (int i = 0; i < N; i++) {
+        n[i] = 40 + (size_t)(lsf_mix64((uint64_t)i) % 1500);
+        p[i] = lsf_anom_slab_alloc(&s, n[i]);
+        assert_int_equal((uintptr_t)p[i] % 64, 0);
+        memset(p[i], (int)(i & 0xff), n[i]);
+    }
+    for (int i = 0; i < N; i++) /* nothing overwrote another block */
+        for (size_t k = 0; k < n[i]; k += 97)
+            assert_int_equal((unsigned char)p[i][k], i & 0xff);
+    assert_true(s.nchunks >= 5); /* ~17 MB: 256 KiB, 512 KiB, 1, 2, 4, 8 MiB chunks */
+    for (size_t c = 0; c < s.nchunks; c++)
+        if (s.chunks[c].len >= (2u << 20))
+            assert_int_equal((uintptr_t)s.chunks[c].p % (2u << 20), 0);
+    /* a freed block comes back for a request of its class, not of another */
+    lsf_anom_slab_put(&s, p[7], n[7]);
+    size_t other = n[7] + 64 <= 1540 ? n[7] + 64 : n[7] - 64;
+    char *q = lsf_anom_slab_alloc(&s, other);
+    assert_ptr_not_equal(q, p[7]);
+    char *r = lsf_anom_slab_alloc(&s, (n[7] + 63) / 64 * 64);
+    assert_ptr_equal(r, p[7]);
+    size_t chunks = s.nchunks;
+    for (int i = 0; i < N; i++)
+        if (i != 7)
+            lsf_anom_slab_put(&s, p[i], n[i]);
+    for (int i = 0; i < N; i++)
+        if (i != 7)
+            p[i] = lsf_anom_slab_alloc(&s, n[i]);
+    assert_int_equal(s.nchunks, chunks); /* the same blocks again: no new chunk */
+    lsf_anom_slab_free(&s);
+}
+
 /* ---- the stage's batch path -------------------------------------------------------- */
 
 typedef struct stage_run {
@@ -351,6 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detectors_with_the_same_by_share_records),
         cmocka_unit_test(test_budgets_stay_per_detector),
+        cmocka_unit_test(test_slab),
         cmocka_unit_test(test_two_workers_score_like_one),
         cmocka_unit_test(test_swept_entry_reaccounted),
     };
