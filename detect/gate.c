@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anomaly/hash.h"
 #include "core/log.h"
 #include "detect/detect.h"
 #include "rules/rules_int.h"
@@ -51,12 +52,7 @@ static void *xrealloc(void *p, size_t n)
 
 static uint32_t hash_str(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 16777619u;
-    }
-    return h;
+    return (uint32_t)lsf_hash64(p, n, 0x67617465ull);
 }
 
 /* The condition of w that serves as a gate: the first eq / in, else the

@@ -387,13 +387,13 @@ static void lit_branch(lit_reader *r, bool required)
     }
 }
 
-static void lit_alt(lit_reader *r, bool required)
+/* The first '|' of the level starting at s: before e, or (e NULL) before
+ * the ')' that closes the level or the end; NULL when the level does not
+ * alternate. */
+static const char *top_bar(const char *s, const char *e)
 {
-    const char *start = r->p;
-    /* does this level alternate? then nothing in it is required */
     int depth = 0;
-    bool alternates = false;
-    for (const char *q = start; *q; ) {
+    for (const char *q = s; e ? q < e : *q != 0;) {
         size_t o = lsf_re_opaque_len(q);
         if (o) {
             q += o;
@@ -401,15 +401,19 @@ static void lit_alt(lit_reader *r, bool required)
         }
         if (*q == '(')
             depth++;
-        else if (*q == ')') {
-            if (depth-- == 0)
-                break;
-        } else if (*q == '|' && depth == 0) {
-            alternates = true;
-            break;
-        }
+        else if (*q == ')' && depth-- == 0)
+            return NULL;
+        else if (*q == '|' && depth == 0)
+            return q;
         q++;
     }
+    return NULL;
+}
+
+static void lit_alt(lit_reader *r, bool required)
+{
+    /* does this level alternate? then nothing in it is required */
+    bool alternates = top_bar(r->p, NULL) != NULL;
     do {
         if (*r->p == '|')
             r->p++;
@@ -468,29 +472,6 @@ typedef struct any_reader {
     bool caseless;
 } any_reader;
 
-/* Whether [s, e) alternates at its top level; *bar gets the first '|'. */
-static bool region_alternates(const char *s, const char *e, const char **bar)
-{
-    int depth = 0;
-    for (const char *q = s; q < e;) {
-        size_t o = lsf_re_opaque_len(q);
-        if (o) {
-            q += o;
-            continue;
-        }
-        if (*q == '(')
-            depth++;
-        else if (*q == ')')
-            depth--;
-        else if (*q == '|' && depth == 0) {
-            *bar = q;
-            return true;
-        }
-        q++;
-    }
-    return false;
-}
-
 static void any_walk(any_reader *a, const char *s, const char *e);
 
 /* Moves *lit into set unless there already; false when the set is full. */
@@ -514,8 +495,8 @@ static void any_consider(any_reader *a, const char *s, const char *e)
     size_t score = SIZE_MAX;
     bool ok = true;
     for (const char *b = s; ok && b <= e;) {
-        const char *bar = e;
-        if (!region_alternates(b, e, &bar))
+        const char *bar = top_bar(b, e);
+        if (!bar)
             bar = e;
         char *branch = strndup(b, (size_t)(bar - b));
         lsf_litset lits;
@@ -566,8 +547,7 @@ static void any_consider(any_reader *a, const char *s, const char *e)
 /* The sequence [s, e), which every match takes. */
 static void any_walk(any_reader *a, const char *s, const char *e)
 {
-    const char *bar;
-    if (region_alternates(s, e, &bar)) {
+    if (top_bar(s, e)) {
         any_consider(a, s, e);
         return;
     }

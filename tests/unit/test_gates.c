@@ -414,10 +414,10 @@ static const char det_yaml[] =
     "  group_by: [host.name]\n"
     "  sequence: {within: 10m, steps: [{when: {rule.id: s.fail}}, {when: {status: 200}}]}\n";
 
-static lsf_detset *det_set(void)
+static lsf_detset *det_set(const char *yaml)
 {
     lsf_errbuf err = {{0}};
-    lsf_node *root = lsf_yaml_load_string("<test>", det_yaml, &err);
+    lsf_node *root = lsf_yaml_load_string("<test>", yaml, &err);
     if (!root)
         fail_msg("%s", err.msg);
     lsf_detset *set = calloc(1, sizeof(*set));
@@ -452,7 +452,7 @@ static bool det_can_match(const lsf_detdef *d, const lsf_event *ev)
 static void test_detection_gate(void **state)
 {
     (void)state;
-    lsf_detset *set = det_set();
+    lsf_detset *set = det_set(det_yaml);
     lsf_detgate *g = lsf_detgate_build(set);
     assert_int_equal(lsf_detgate_words(g), 1);
     static const char *const ids[] = {NULL, "s.fail", "s.bad", "s.ok", "fw.drop", "fw", "s.failx", "x"};
@@ -511,22 +511,7 @@ static void test_detection_gate_words(void **state)
     for (int i = 0; i < 150; i++)
         lsf_sbuf_addf(&y, "- {id: w%d, when: {rule.id: r%d}, group_by: [host.name], "
                           "threshold: {count: 9, window: 1m}}\n", i, i % 75);
-    lsf_errbuf err = {{0}};
-    lsf_node *root = lsf_yaml_load_string("<test>", y.p, &err);
-    assert_non_null(root);
-    lsf_detset *set = calloc(1, sizeof(*set));
-    set->runs = calloc(root->nchild, sizeof(lsf_detrun *));
-    atomic_init(&set->refs, 1);
-    lsf_det_defaults d = {.suppress_ns = 1, .rate_n = 100, .rate_ns = NS_PER_S, .exemplars = 1,
-                          .exemplar_bytes = 64, .max_keys = 100, .max_bytes = 1 << 20,
-                          .buckets = 10, .severity = 3};
-    for (const lsf_node *n = root->child; n; n = n->next) {
-        lsf_detdef def;
-        if (lsf_detdef_parse(&def, n, "test", &d, &err) < 0)
-            fail_msg("%s", err.msg);
-        set->runs[set->n++] = lsf_detrun_new(&def, 1, "test");
-    }
-    lsf_node_free(root);
+    lsf_detset *set = det_set(y.p);
     lsf_sbuf_free(&y);
     lsf_detgate *g = lsf_detgate_build(set);
     assert_int_equal(lsf_detgate_words(g), 3);
