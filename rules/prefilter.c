@@ -5,16 +5,20 @@
  * generic rules (no process.name condition), which alone make the generic
  * group. A line scans one group: its process.name's, the no-name group, or
  * the generic group when no rule names its process - one Hyperscan call a
- * line rather than two. Each group is one Hyperscan database (block mode, one scratch per
- * worker) holding, per rule:
+ * line rather than two. Each group is one Hyperscan database (block mode,
+ * one scratch per worker) holding, per rule:
  *   - the one or two rarest literals every match of its message regex must
  *     contain (rules/analyze.c): the rule is a candidate when all of them
  *     occur in the line. Literal matching is Hyperscan's fastest path, so the
  *     scan costs about the same for 10 or 1,000 rules;
+ *   - and/or literals of which every match contains one (the branches of a
+ *     required alternation, analyze.c), for a rule without a required
+ *     literal or whose required ones many rules share: one of them must
+ *     occur too (ANY_LIT entries, counted once per scan: LIT_ANY_SEEN);
  *   - or, when no literal can be read off the regex, the regex itself in
  *     HS_FLAG_PREFILTER mode (with the library's stand-ins for heavy macros).
  *
- * The one design choice to know: both are necessary conditions - a rule
+ * The one design choice to know: all are necessary conditions - a rule
  * whose regex matches always passes its prefilter - so the prefilter never
  * changes a result, only how many rules PCRE2 confirms. A regex with no
  * literal that Hyperscan cannot take even in prefilter mode (\K, \R,

@@ -312,7 +312,8 @@ typedef struct lsf_rgroup {
     uint32_t nrules;    /* rules in the group (always + prefiltered) */
     hs_database_t *db;  /* NULL when no rule of the group is prefiltered */
     /* Hyperscan id k concerns rules expr_rules[expr_off[k] .. expr_off[k+1]);
-     * ids below nlits are literals, the others full expressions */
+     * ids below nlits are literals, the others full expressions; an entry
+     * with bit 31 set (prefilter.c ANY_LIT) is one of the rule's any-literals */
     uint32_t *expr_off, *expr_rules;
     uint32_t nexprs, nexpr_rules, nlits;
 } lsf_rgroup;
