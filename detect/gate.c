@@ -102,7 +102,8 @@ static int cmp_pair(const void *a, const void *b)
 /* Equality values of every gate on field f, then its hash. */
 static void build_values(gfield *f, pair *p, size_t n)
 {
-    qsort(p, n, sizeof(pair), cmp_pair);
+    if (n) /* a field with prefix gates only has none */
+        qsort(p, n, sizeof(pair), cmp_pair);
     f->vals = xrealloc(NULL, n * sizeof(char *));
     f->lens = xrealloc(NULL, n * sizeof(uint32_t));
     f->off = xrealloc(NULL, (n + 1) * sizeof(uint32_t));

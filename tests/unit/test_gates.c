@@ -503,6 +503,26 @@ static void test_detection_gate(void **state)
     lsf_detset_unref(set);
 }
 
+/* A field gated by prefixes alone (no equality values to index). */
+static void test_detection_gate_prefix_only(void **state)
+{
+    (void)state;
+    lsf_detset *set = det_set("- {id: p, when: {rule.id: {prefix: fw.}}, group_by: [host.name], "
+                              "threshold: {count: 9, window: 1m}}\n");
+    lsf_detgate *g = lsf_detgate_build(set);
+    lsf_batch *b = lsf_batch_new(2);
+    lsf_event *ev = lsf_batch_push(b);
+    uint64_t bits = 1;
+    lsf_detgate_select(g, ev, &bits);
+    assert_int_equal(bits, 0);
+    lsf_event_set_str(b, ev, LSF_STR_LIT("rule.id"), LSF_STR_LIT("fw.x"));
+    lsf_detgate_select(g, ev, &bits);
+    assert_int_equal(bits, 1);
+    lsf_batch_free(b);
+    lsf_detgate_free(g);
+    lsf_detset_unref(set);
+}
+
 /* More detections than a word: bits land in the right word. */
 static void test_detection_gate_words(void **state)
 {
@@ -535,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_sharpened_rules),  cmocka_unit_test(test_commit_fields),
         cmocka_unit_test(test_always_gate),      cmocka_unit_test(test_reserved_fields),
         cmocka_unit_test(test_detection_gate),   cmocka_unit_test(test_detection_gate_words),
+        cmocka_unit_test(test_detection_gate_prefix_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
