@@ -238,7 +238,7 @@ void lsf_detgate_select(const lsf_detgate *g, const lsf_event *ev, uint64_t *bit
             uint32_t h = hash_str(v.ptr, v.len) & f->mask;
             for (uint32_t slot; (slot = f->slots[h]) != 0; h = (h + 1) & f->mask) {
                 uint32_t k = slot - 1;
-                if (f->lens[k] != v.len || memcmp(f->vals[k], v.ptr, v.len) != 0)
+                if (f->lens[k] != v.len || (v.len && memcmp(f->vals[k], v.ptr, v.len) != 0))
                     continue;
                 for (uint32_t j = f->off[k]; j < f->off[k + 1]; j++)
                     bits[f->dets[j] / 64] |= 1ull << (f->dets[j] % 64);
@@ -246,7 +246,8 @@ void lsf_detgate_select(const lsf_detgate *g, const lsf_event *ev, uint64_t *bit
             }
         }
         for (uint32_t k = 0; k < f->npfx; k++)
-            if (f->pfx_len[k] <= v.len && memcmp(f->pfx[k], v.ptr, f->pfx_len[k]) == 0)
+            if (f->pfx_len[k] <= v.len &&
+                (!f->pfx_len[k] || memcmp(f->pfx[k], v.ptr, f->pfx_len[k]) == 0))
                 bits[f->pfx_det[k] / 64] |= 1ull << (f->pfx_det[k] % 64);
     }
 }
