@@ -382,18 +382,22 @@ static void restore(det_ctx *x)
 
 /* ---- the stage ------------------------------------------------------------------ */
 
-static void start_threads(det_ctx *x)
+/* Starts the reload and snapshot threads once; `poked`: the reload thread
+ * starts with a reload request. Returns true when this call started them. */
+static bool start_threads(det_ctx *x, bool poked)
 {
     if (atomic_load_explicit(&x->started, memory_order_acquire))
-        return;
+        return false;
+    bool started = false;
     pthread_mutex_lock(&x->lock);
     if (!atomic_load_explicit(&x->started, memory_order_relaxed)) {
         x->ran = true;
+        started = true;
         if (x->conf->packs.n)
             x->watcher = lsf_rules_watcher_start((const char *const *)x->conf->packs.v,
                                                  x->conf->packs.n, x->conf->watch,
                                                  x->conf->reload_debounce_ms, x->fingerprint,
-                                                 reload, x);
+                                                 poked, reload, x);
         if (snapshots_on(x) && x->conf->snapshot_interval_ms > 0) {
             x->snap_running = pthread_create(&x->snap_thread, NULL, snap_main, x) == 0;
             if (!x->snap_running)
@@ -403,6 +407,7 @@ static void start_threads(det_ctx *x)
         atomic_store_explicit(&x->started, true, memory_order_release);
     }
     pthread_mutex_unlock(&x->lock);
+    return started;
 }
 
 static int det_init(lsf_stage *st, lsf_errbuf *err)
@@ -473,7 +478,7 @@ static int det_init(lsf_stage *st, lsf_errbuf *err)
 static int det_process(lsf_stage *st, lsf_batch *b, int worker)
 {
     det_ctx *x = st->ctx;
-    start_threads(x);
+    start_threads(x, false);
     lsf_detector_process(x->det, b, worker);
     return LSF_OK;
 }
@@ -483,8 +488,8 @@ static void det_reopen(lsf_stage *st)
     det_ctx *x = st->ctx;
     if (!x->det || !x->conf->packs.n)
         return;
-    start_threads(x);
-    if (x->watcher)
+    /* threads started here take the request with them (see rules_reopen) */
+    if (!start_threads(x, true) && x->watcher)
         lsf_rules_watcher_poke(x->watcher);
 }
 

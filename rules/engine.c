@@ -134,18 +134,24 @@ static void reload(void *arg)
     announce(x, rs, "reloaded");
 }
 
-static void start_watcher(rules_ctx *x)
+/* Starts the reload thread once; `poked`: it starts with a reload request
+ * (a SIGHUP that came before it ran). Returns true when this call started it. */
+static bool start_watcher(rules_ctx *x, bool poked)
 {
     if (atomic_load_explicit(&x->watcher_started, memory_order_acquire))
-        return;
+        return false;
+    bool started = false;
     pthread_mutex_lock(&x->lock);
     if (!atomic_load_explicit(&x->watcher_started, memory_order_relaxed)) {
         x->watcher = lsf_rules_watcher_start((const char *const *)x->conf->packs.v,
                                              x->conf->packs.n, x->conf->watch,
-                                             x->conf->reload_debounce_ms, x->fingerprint, reload, x);
+                                             x->conf->reload_debounce_ms, x->fingerprint, poked,
+                                             reload, x);
         atomic_store_explicit(&x->watcher_started, true, memory_order_release);
+        started = true;
     }
     pthread_mutex_unlock(&x->lock);
+    return started;
 }
 
 static int rules_init(lsf_stage *st, lsf_errbuf *err)
@@ -184,7 +190,7 @@ static int rules_init(lsf_stage *st, lsf_errbuf *err)
 static int rules_process(lsf_stage *st, lsf_batch *b, int worker)
 {
     rules_ctx *x = st->ctx;
-    start_watcher(x);
+    start_watcher(x, false);
     pthread_mutex_lock(&x->lock);
     lsf_ruleset *rs = lsf_ruleset_ref(x->current);
     pthread_mutex_unlock(&x->lock);
@@ -219,8 +225,9 @@ static void rules_reopen(lsf_stage *st)
     rules_ctx *x = st->ctx;
     if (!x->current)
         return;
-    start_watcher(x);
-    if (x->watcher)
+    /* a watcher started here takes the request with it: a poke after its
+     * start could land after its first reload and ask for a second one */
+    if (!start_watcher(x, true) && x->watcher)
         lsf_rules_watcher_poke(x->watcher);
 }
 

@@ -9,8 +9,9 @@
  * first save. A change to any *.yaml / *.yml (or ".."-prefixed entry) of a
  * watched directory, or to a file named in the configuration, counts.
  *
- * A fingerprint (names, sizes, mtimes, inodes) taken before the first load
- * lets the thread, which starts lazily, catch changes made before it ran.
+ * A fingerprint (names, sizes, mtimes, inodes) taken before the first load,
+ * compared when the watches are set up, catches changes made before the
+ * thread (which starts lazily) ran.
  *
  * Threads: one thread per watcher; poke/stop from any thread. Loads of rule
  * sets from all watchers are serialised by one lock (the YAML loader keeps a
@@ -41,7 +42,8 @@ struct lsf_rules_watcher {
     atomic_bool stop;
     atomic_int pokes;
     int64_t debounce_ms;
-    uint64_t fingerprint;  /* of the files behind the running set */
+    bool poked_at_start;   /* a reload was asked for before the thread ran */
+    bool changed_at_start; /* the files differed at start from the running set's */
     char **paths;
     size_t npaths;
     int *wd;               /* watch descriptor per path */
@@ -149,9 +151,9 @@ static bool relevant(const lsf_rules_watcher *w, const struct inotify_event *ev)
 static void *watch_main(void *arg)
 {
     lsf_rules_watcher *w = arg;
-    bool pending = lsf_rules_fingerprint((const char *const *)w->paths, w->npaths) != w->fingerprint;
+    bool pending = w->changed_at_start || w->poked_at_start;
     int64_t due = mono_ms();
-    if (pending)
+    if (w->changed_at_start)
         lsf_info("rules: pack files changed since they were loaded; reloading");
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     while (!atomic_load(&w->stop)) {
@@ -197,14 +199,14 @@ static void *watch_main(void *arg)
 }
 
 lsf_rules_watcher *lsf_rules_watcher_start(const char *const *paths, size_t npaths, bool inotify,
-                                           int64_t debounce_ms, uint64_t fingerprint,
+                                           int64_t debounce_ms, uint64_t fingerprint, bool poked,
                                            void (*reload)(void *), void *arg)
 {
     lsf_rules_watcher *w = calloc(1, sizeof(*w));
     if (!w)
         lsf_die("out of memory");
     w->debounce_ms = debounce_ms;
-    w->fingerprint = fingerprint;
+    w->poked_at_start = poked;
     w->reload = reload;
     w->arg = arg;
     w->ifd = -1;
@@ -232,6 +234,9 @@ lsf_rules_watcher *lsf_rules_watcher_start(const char *const *paths, size_t npat
         else
             add_watches(w);
     }
+    /* Compared here, not in the thread: from now on the watches (or a poke)
+     * report changes, so a change is seen once, whenever the thread runs. */
+    w->changed_at_start = lsf_rules_fingerprint((const char *const *)w->paths, w->npaths) != fingerprint;
     int rc = pthread_create(&w->thread, NULL, watch_main, w);
     if (rc) {
         lsf_err("rules: cannot start the reload thread: %s", strerror(rc));

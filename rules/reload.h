@@ -18,9 +18,10 @@ uint64_t lsf_rules_fingerprint(const char *const *paths, size_t npaths);
 /* Starts a thread that calls reload(arg) after a poke, or, with `inotify`,
  * `debounce_ms` after the last change to a pack file; `fingerprint` is the
  * digest taken before the running set was loaded (a difference at start
- * triggers a reload). Returns NULL (logged) if the thread cannot start. */
+ * triggers a reload, as does `poked`: one reload for both). Returns NULL
+ * (logged) if the thread cannot start. */
 lsf_rules_watcher *lsf_rules_watcher_start(const char *const *paths, size_t npaths, bool inotify,
-                                           int64_t debounce_ms, uint64_t fingerprint,
+                                           int64_t debounce_ms, uint64_t fingerprint, bool poked,
                                            void (*reload)(void *), void *arg);
 /* Asks for a reload now (SIGHUP). Safe from any thread and from a signal
  * handler: one atomic add and one write(2). */
