@@ -15,8 +15,8 @@
 #include "enrich/cidr_index.h"
 #include "enrich/csv.h"
 #include "enrich_test.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -36,17 +36,9 @@ static const char *write_file(const char *name, const char *text)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/lsf-tables-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make("tables");
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static void sleep_ms(int ms)
 {
@@ -621,5 +613,5 @@ int main(void)
         cmocka_unit_test(test_lookup_many_and_reload),
         cmocka_unit_test(test_lookup_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tmpdir_remove);
 }

@@ -33,25 +33,17 @@
 #include "detect/detect.h"
 #include "parsers/parse.h"
 #include "rules/rules_int.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
 static int pack_seq;
 
 static int setup(void **state)
 {
     (void)state;
     lsf_log_threshold = LSF_LOG_ERROR;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/lsf-gates-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make("gates");
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static lsf_ruleset *load(const char *text, bool no_prefilter)
 {
@@ -557,5 +549,5 @@ int main(void)
         cmocka_unit_test(test_detection_gate),   cmocka_unit_test(test_detection_gate_words),
         cmocka_unit_test(test_detection_gate_prefix_only),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tmpdir_remove);
 }

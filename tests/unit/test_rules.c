@@ -22,25 +22,17 @@
 #include "core/log.h"
 #include "parsers/parse.h"
 #include "rules/rules_int.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
 static int pack_seq;
 
 static int setup(void **state)
 {
     (void)state;
     lsf_log_threshold = LSF_LOG_ERROR; /* expected warnings stay quiet */
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/lsf-rules-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make("rules");
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 /* Writes each text as a pack file of a fresh directory; returns the dir. */
 static const char *write_packs(const char *const *texts, size_t n)
@@ -617,5 +609,5 @@ int main(void)
         cmocka_unit_test(test_load_errors),        cmocka_unit_test(test_inline_tests),
         cmocka_unit_test(test_prefilter_equivalence),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tmpdir_remove);
 }

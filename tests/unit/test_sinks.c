@@ -29,6 +29,7 @@
 #include "core/metrics.h"
 #include "core/stage.h"
 #include "sinks/json_out.h"
+#include "tmpdir.h"
 
 extern const lsf_stage_def lsf_stage_stdout, lsf_stage_file;
 
@@ -124,22 +125,10 @@ static void assert_file_is(const char *path, const char *want, size_t want_len)
     free(got);
 }
 
-static char tmpdir[256];
-
 static int make_tmpdir(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/lsf_sinks_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_make("sinks");
 }
 
 static void path_in_tmp(char *buf, size_t n, const char *name)
@@ -558,5 +547,5 @@ int main(void)
         cmocka_unit_test(test_stdout_epipe),
         cmocka_unit_test(test_stdout_keys_and_closed),
     };
-    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests(tests, make_tmpdir, tmpdir_remove);
 }
