@@ -66,10 +66,12 @@ static float *slot_ptr(const lsf_novelty *nv, uint32_t i, unsigned d)
 
 typedef int32_t vmask __attribute__((vector_size(LANES * sizeof(int32_t))));
 
-/* True when some lane of acc is below best (no lane extraction). */
-static inline bool any_below(vlanes acc, vlanes best)
+/* True when some lane of acc is below best (no lane extraction). By pointer:
+ * a 32-byte vector passed by value has a different ABI with and without AVX,
+ * which clang (make fuzz) rejects. */
+static inline bool any_below(const vlanes *acc, const vlanes *best)
 {
-    vmask m = acc < best;
+    vmask m = *acc < *best;
     uint64_t w[LANES / 2];
     memcpy(w, &m, sizeof(w));
     uint64_t o = 0;
@@ -112,10 +114,10 @@ double lsf_novelty_nn(const lsf_novelty *nv, const float *f)
         vlanes acc = {0};
         add_squares(&acc, q, base, 0, half);
         /* abandon the block when every lane is already past the best */
-        if (!any_below(acc, bestv))
+        if (!any_below(&acc, &bestv))
             continue;
         add_squares(&acc, q, base, half, dims);
-        if (!any_below(acc, bestv))
+        if (!any_below(&acc, &bestv))
             continue;
         for (unsigned l = 0; l < LANES; l++)
             best = acc[l] < best ? acc[l] : best;
