@@ -364,6 +364,10 @@ static int kafka_init(lsf_stage *st, lsf_errbuf *err)
                               {"linger.ms", linger},
                               {"batch.size", batch},
                               {"reconnect.backoff.max.ms", "1000"},
+                              /* keys land where the Java client puts them (co-partitioned
+                               * with other producers), and murmur2 hashes short keys for
+                               * less than the default's crc32 */
+                              {"partitioner", "murmur2_random"},
                               {NULL, NULL}};
     rd_kafka_conf_t *conf = lsf_kafka_conf_new(st, props, reserved, err);
     if (!conf)

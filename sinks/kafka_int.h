@@ -120,6 +120,7 @@ typedef struct kafka_ctx {
     lsf_outbuf dlbuf;
     /* health, from any thread */
     _Atomic int64_t outstanding, last_progress_ns;
+    atomic_bool reported; /* a delivery report came since the poll thread last looked */
     atomic_bool want_offline, all_down;
     char offline_reason[256];        /* under lock */
     _Atomic int64_t warned[W_KINDS]; /* last warning of each kind (warn_once) */

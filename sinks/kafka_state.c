@@ -425,7 +425,8 @@ void lsf_kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
     uintptr_t op = (uintptr_t)msg->_private;
     unsigned tag = op & TAG_MASK;
     atomic_fetch_sub(&c->outstanding, 1);
-    atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
+    /* progress is stamped by the poll loop, once per poll, not per message */
+    atomic_store_explicit(&c->reported, true, memory_order_relaxed);
     rd_kafka_resp_err_t err = msg->err;
     kchunk *chunk = tag == TAG_DIRECT ? (kchunk *)op : NULL;
     if (!err && tag != TAG_REPLAY) {
@@ -596,6 +597,8 @@ static void *poll_main(void *arg)
     kafka_ctx *c = arg;
     while (!atomic_load(&c->stop)) {
         rd_kafka_poll(c->rk, c->state == REPLAYING ? 5 : 50);
+        if (atomic_exchange(&c->reported, false))
+            atomic_store(&c->last_progress_ns, lsf_now_mono_ns());
         tick(c);
     }
     return NULL;
