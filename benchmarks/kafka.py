@@ -10,13 +10,13 @@ cluster, the real Kafka protocol on loopback, messages kept in memory) with a
 connection (blast), and:
 
   lines/s, MB/s  input lines and bytes over the window from the first byte sent
-                 to the moment the broker holds every record: the sum of the
-                 partitions' end offsets (kcat -Q) is polled every 200 ms, every
-                 20 ms once 90% arrived; the window ends at the middle of the poll
-                 that first saw them all (within ~20 ms; record timestamps cannot
-                 serve: omkafka stamps records with the syslog time). A run that
-                 stays short for the idle timeout reports the shortfall as lost
-                 (its window ends at the poll that saw its last record).
+                 to the moment the broker holds every record: kwatch (kwatch.c,
+                 one long-lived client) sums the partitions' end offsets every
+                 5 ms and the window ends at the middle of the query that first
+                 saw them all (record timestamps cannot serve: omkafka stamps
+                 records with the syslog time). A run that stays short for the
+                 idle timeout reports the shortfall as lost (its window ends at
+                 the query that saw its last record).
   CPU s, RSS MB  as in bench.py (the broker is a separate process, not counted)
 
 Every system produces with lz4, acks=all, the idempotent producer where it has
@@ -47,7 +47,7 @@ def _bench():
 TOPIC = "bench"
 ALERTS_TOPIC = "bench-alerts"   # scenario 6's detections (the broker creates it on first use)
 PARTITIONS = 4
-POLL_S, POLL_NEAR_END_S = 0.2, 0.02
+POLL_S = 0.05   # how often the harness looks at kwatch's state file
 
 
 def broker_bin():
@@ -115,6 +115,39 @@ class Broker:
         self.logf.close()
 
 
+class Watch:
+    """kwatch over the broker's topic: its latest count and when it was seen."""
+
+    def __init__(self, broker, wd, expected):
+        self.path = os.path.join(wd, "kwatch.state")
+        tool = os.path.join(os.environ["BENCH_TOOLS"], "kwatch")
+        self.err = open(os.path.join(wd, "kwatch.log"), "wb")
+        self.proc = subprocess.Popen([tool, broker.boot, TOPIC, str(PARTITIONS), str(expected),
+                                      self.path], stdout=subprocess.DEVNULL, stderr=self.err)
+
+    def state(self):
+        """(count, at_ns, finished): finished once kwatch has exited (every
+        record seen, or the broker unreachable)."""
+        finished = self.proc.poll() is not None
+        try:
+            with open(self.path) as f:
+                kv = dict(p.split("=") for p in f.read().split())
+            return int(kv["count"]), int(kv["at_ns"]), finished
+        except (OSError, KeyError, ValueError):
+            return 0, None, finished
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.err.closed:
+            self.err.close()
+
+
 def missing_module(system):
     """Why a peer cannot produce to Kafka here, or None."""
     if system == "rsyslog":
@@ -141,13 +174,14 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
         res["error"] = why
         return res
     wd = tempfile.mkdtemp(prefix=f"{system}-{scn.key}-{run_idx}-", dir=tmp)
-    broker = d = None
+    broker = d = watch = None
     try:
         broker = Broker(wd)
         # The templates' @BROKERS@ and @TOPIC@ (Daemon fills TUNING values in).
         bench.TUNING.update(BROKERS=broker.boot, TOPIC=TOPIC, ALERTS_TOPIC=ALERTS_TOPIC)
         d = bench.Daemon(system, scn, wd, os.path.join(wd, "unused.out"), rules_paths)
         d.wait_ready()
+        watch = Watch(broker, wd, inp["lines"])
         pid = d.proc.pid
         perf = bench.perf_start(pid, profile)
         cpu0 = bench.cpu_seconds(pid)
@@ -158,15 +192,13 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
         count, last, end_ns = 0, -1, None
         t_start = last_growth = time.monotonic()
         while True:
-            time.sleep(POLL_NEAR_END_S if count >= 0.9 * expected else POLL_S)
+            time.sleep(POLL_S)
             now = time.monotonic()
-            t0 = time.time_ns()
-            count = broker.count()
+            count, at_ns, finished = watch.state()
             if count != last:
-                # A run that stays short ends at the poll that saw its last record.
-                last, last_growth = count, now
-                end_ns = (t0 + time.time_ns()) // 2
-            if count >= expected:
+                # A run that stays short ends at the query that saw its last record.
+                last, last_growth, end_ns = count, now, at_ns
+            if count >= expected or finished:
                 break
             if d.proc.poll() is not None:
                 res["error"] = f"exited with {d.proc.returncode}: {d.log_tail()}"
@@ -176,6 +208,7 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
             if now - t_start > 600:
                 res["error"] = "no completion after 600 s"
                 break
+        watch.stop()
         cpu1 = bench.cpu_seconds(pid) if d.proc.poll() is None else cpu0
         bench.perf_stop(perf)
         rss = bench.peak_rss_mb(pid) if d.proc.poll() is None else 0.0
@@ -205,6 +238,8 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
     except Exception as e:  # report, keep going with the other systems
         res["error"] = str(e)
     finally:
+        if watch:
+            watch.stop()
         if d:
             d.stop()
         if broker:

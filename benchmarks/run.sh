@@ -29,10 +29,13 @@ installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^instal
 
 # Tools: the traffic generator and the sender.
 CC=${CC:-cc}
-for t in gen blast; do
+# kwatch (scenario 5's clock: when the topic holds every record) links librdkafka.
+for t in gen blast kwatch; do
+    libs=-lm
+    [ "$t" = kwatch ] && libs=$(pkg-config --cflags --libs rdkafka)
     if [ ! -x "$out/$t" ] || [ "$here/$t.c" -nt "$out/$t" ]; then
         $CC -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
-            -o "$out/$t" "$here/$t.c" -lm
+            -o "$out/$t" "$here/$t.c" $libs
     fi
 done
 
