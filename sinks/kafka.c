@@ -151,6 +151,9 @@ static int prepare(kafka_ctx *c, const lsf_event *ev, const lsf_outbuf *out, uin
     m->has_key = false;
     m->key = NULL;
     m->klen = 0;
+    /* the arrival time: retention and time lookups follow when logsift got
+     * the event, and librdkafka need not read the clock per message */
+    m->ts_ms = ev->ingested_ns / 1000000;
     if (c->key_field.len) {
         lsf_str k;
         if (lsf_event_get_str(ev, c->key_field, scratch, &k)) {

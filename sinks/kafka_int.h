@@ -78,6 +78,7 @@ typedef struct kmsg {
     const char *key, *val;
     size_t klen, vlen;
     bool has_key;
+    int64_t ts_ms; /* record timestamp; 0: librdkafka stamps the time of the produce call */
 } kmsg;
 
 /* A warning of kind W_* at most every 30 s per sink (an outage must not

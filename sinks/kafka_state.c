@@ -292,7 +292,8 @@ rd_kafka_resp_err_t lsf_kafka_produce(kafka_ctx *c, const kmsg *m, void *opaque,
         rd_kafka_producev(c->rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0),
                           RD_KAFKA_V_VALUE((void *)m->val, m->vlen),
                           RD_KAFKA_V_KEY(m->has_key ? m->key : NULL, m->has_key ? m->klen : 0),
-                          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+                          RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_OPAQUE(opaque),
+                          RD_KAFKA_V_END);
     if (e)
         atomic_fetch_sub(&c->outstanding, 1);
     return e;
