@@ -200,6 +200,8 @@ static int send_direct(kafka_ctx *c, kchunk *k, const kmsg *m)
     }
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         lsf_kafka_go_offline(c, rd_kafka_err2str(err));
+    else
+        lsf_counter_add(c->c_queue_full, 1);
     /* Queue full: backpressure. If the brokers are away too, the poll thread
      * notices (no report for spool_after, no answer) and the sink spools. */
     return LSF_AGAIN;
@@ -414,10 +416,12 @@ static int kafka_init(lsf_stage *st, lsf_errbuf *err)
 
     const char *names[] = {"produced",    "delivered",     "spooled", "spooled_maybe_sent",
                            "replayed",    "dead_lettered", "failed",  "topic_field_missing",
-                           "key_missing", "spool_full",    "outages", "spool_corrupt"};
+                           "key_missing", "spool_full",    "outages", "spool_corrupt",
+                           "queue_full"};
     lsf_counter **ctrs[] = {&c->c_produced,    &c->c_delivered,  &c->c_spooled, &c->c_maybe_sent,
                             &c->c_replayed,    &c->c_dead,       &c->c_failed,  &c->c_topic_missing,
-                            &c->c_key_missing, &c->c_spool_full, &c->c_outages, &c->c_corrupt};
+                            &c->c_key_missing, &c->c_spool_full, &c->c_outages, &c->c_corrupt,
+                            &c->c_queue_full};
     for (size_t i = 0; i < sizeof(ctrs) / sizeof(ctrs[0]); i++)
         *ctrs[i] = lsf_counter_new(st->name, names[i]);
 

@@ -130,7 +130,8 @@ typedef struct kafka_ctx {
     bool running;
     atomic_bool stop;
     lsf_counter *c_produced, *c_delivered, *c_spooled, *c_maybe_sent, *c_replayed, *c_dead,
-        *c_failed, *c_topic_missing, *c_key_missing, *c_spool_full, *c_outages, *c_corrupt;
+        *c_failed, *c_topic_missing, *c_key_missing, *c_spool_full, *c_outages, *c_corrupt,
+        *c_queue_full;
 } kafka_ctx;
 
 /* ---- kafka_state.c (all under c->lock unless said otherwise) ---------------- */
