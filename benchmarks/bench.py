@@ -412,16 +412,19 @@ def runner(scn):
 
 # ---- inputs and rules ----------------------------------------------------------------
 
-def make_input(tmp, lines, cache):
-    if lines in cache:
-        return cache[lines]
-    path = os.path.join(tmp, f"traffic-{lines}.log")
+def make_input(tmp, lines, cache, gen_args=()):
+    """gen.c's traffic of `lines` lines (more gen.c options in gen_args), made once."""
+    key = (lines, tuple(gen_args))
+    if key in cache:
+        return cache[key]
+    path = os.path.join(tmp, f"traffic-{lines}{''.join(gen_args).replace('-', '_')}.log")
     with open(path, "wb") as f:
         r = subprocess.run([os.path.join(os.environ["BENCH_TOOLS"], "gen"), "--lines",
-                            str(lines)], stdout=f, stderr=subprocess.PIPE, text=True, check=True)
+                            str(lines), *gen_args], stdout=f, stderr=subprocess.PIPE, text=True,
+                           check=True)
     log(r.stderr.strip())
-    cache[lines] = {"path": path, "lines": lines, "bytes": os.path.getsize(path)}
-    return cache[lines]
+    cache[key] = {"path": path, "lines": lines, "bytes": os.path.getsize(path)}
+    return cache[key]
 
 
 # ---- reporting -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /* gen.c - deterministic generator of realistic syslog traffic for the benchmarks.
  *
- *   gen [--lines N] [--seed S] [--v5424 PERCENT] > traffic.log
+ *   gen [--lines N] [--seed S] [--v5424 PERCENT] [--hosts N] [--mix all|app] > traffic.log
  *
  * Writes N newline-terminated syslog lines (default 100000) to stdout and a
  * summary (lines, bytes, average line length, mix) to stderr. The same seed
@@ -14,13 +14,17 @@
  * structured data), the rest RFC 3164. Client addresses (IPv4 and IPv6, from
  * public-looking ranges) and host names, users and URLs are drawn from pools
  * with a Zipf-like distribution: a few values repeat a lot, a long tail
- * appears once or twice. Lines average about 200 bytes.
+ * appears once or twice. Lines average about 200 bytes. --hosts sets the
+ * host pool (default 400); --mix app writes only the JSON application lines,
+ * each with a message, a duration and a user id (the anomaly stage's
+ * benchmark: every line feeds all four of its detectors).
  *
  * Design choice: everything is written into one large buffer with a small
  * hand-rolled formatter, so 2M lines take well under a second.
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,10 +166,10 @@ static void puthex(uint64_t v, int digits)
 
 #define N_IP4 60000
 #define N_IP6 8000
-#define N_HOSTS 400
 #define N_USERS 3000
 #define N_PATHS 2500
 
+static uint32_t n_hosts = 400;
 static uint32_t ip4[N_IP4];
 static uint16_t ip6[N_IP6][8];
 static zipf z_ip4, z_ip6, z_host, z_user, z_path, z_small;
@@ -254,7 +258,7 @@ static void pools_init(void)
     }
     zipf_init(&z_ip4, N_IP4, 1.05);
     zipf_init(&z_ip6, N_IP6, 1.05);
-    zipf_init(&z_host, N_HOSTS, 0.9);
+    zipf_init(&z_host, n_hosts, 0.9);
     zipf_init(&z_user, N_USERS, 1.2);
     zipf_init(&z_path, N_PATHS, 1.1);
     zipf_init(&z_small, 64, 1.0);
@@ -721,6 +725,7 @@ int main(int argc, char **argv)
     long long lines = 100000;
     uint64_t seed = 20260303;
     int pct5424 = 40;
+    bool app_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--lines") == 0 && i + 1 < argc)
             lines = atoll(argv[++i]);
@@ -728,8 +733,14 @@ int main(int argc, char **argv)
             seed = strtoull(argv[++i], NULL, 0);
         else if (strcmp(argv[i], "--v5424") == 0 && i + 1 < argc)
             pct5424 = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--hosts") == 0 && i + 1 < argc && atol(argv[i + 1]) > 0)
+            n_hosts = (uint32_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--mix") == 0 && i + 1 < argc &&
+                 (strcmp(argv[i + 1], "all") == 0 || strcmp(argv[i + 1], "app") == 0))
+            app_only = strcmp(argv[++i], "app") == 0;
         else {
-            fprintf(stderr, "usage: gen [--lines N] [--seed S] [--v5424 PERCENT] > FILE\n");
+            fprintf(stderr, "usage: gen [--lines N] [--seed S] [--v5424 PERCENT] [--hosts N] "
+                            "[--mix all|app] > FILE\n");
             return 2;
         }
     }
@@ -755,6 +766,8 @@ int main(int argc, char **argv)
             r -= weights[k];
             k++;
         }
+        if (app_only)
+            k = 5;
         count[k]++;
         switch (k) {
         case 0: sshd(host); break;
