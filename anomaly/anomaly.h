@@ -154,7 +154,8 @@ struct lsf_anom_rec {
     uint32_t key_len;
     uint32_t live;                  /* bit i: part i is live */
     char *key;                      /* after the parts, NUL-terminated */
-    lsf_anom_entry part[];          /* one per detector of the group */
+    /* then one part per detector of the group, each only as long as its
+     * type needs (lsf_anom_part_size), at the group's part_off[slot] */
 };
 
 /* A key group's table of records, one per shard (used under that shard's ticket). */
@@ -189,6 +190,8 @@ void lsf_anom_slab_put(lsf_anom_slab *s, void *p, size_t n);
 
 typedef struct lsf_anom_group {
     uint32_t nparts;
+    uint32_t part_off[LSF_ANOM_MAX_GROUP]; /* where part i starts in a record */
+    uint32_t parts_bytes;                  /* all parts together */
     uint32_t nshards;
     lsf_anom_keytab *shard;
     lsf_anom_slab slab;
@@ -232,6 +235,15 @@ void lsf_anom_shards_free(lsf_anom_det *d);
 void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader);
 /* Frees d's group if d owns it (after every detector's shards are freed). */
 void lsf_anom_group_free(lsf_anom_det *d);
+/* Bytes of an entry of type `type` (enum lsf_anom_type): the common fields
+ * and its own member of the union, so a record wastes no room on the series
+ * state of the detectors that have none. */
+size_t lsf_anom_part_size(int type);
+/* Detector d's part of record r. */
+static inline lsf_anom_entry *lsf_anom_part(const lsf_anom_det *d, const lsf_anom_rec *r)
+{
+    return (lsf_anom_entry *)((char *)r + d->grp->part_off[d->grp_slot]);
+}
 /* The record of hash in d's group's shard k, or NULL. */
 static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k, uint64_t hash)
 {

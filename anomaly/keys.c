@@ -16,15 +16,20 @@
  * freed of its state and marked dead, and the record goes with its last
  * live part.
  *
- * Cost per key, charged to each detector: its entry (~700 bytes + the key
- * text) plus what it keeps (model.c, firstseen.c, topk.c report their
- * bytes), plus 8 bytes of hash bucket. The dead parts of a record that
- * another detector still keeps (~900 bytes each) are charged to no one;
- * records come from the group's slab (slab.c).
+ * Parts are as long as their type needs (lsf_anom_part_size: 848 bytes for
+ * rate and numeric, 112 for new_value, 152 for rare_template), so a key of
+ * the four kinds takes ~2 KB of record instead of four series-sized parts.
+ *
+ * Cost per key, charged to each detector: its part (+ the key text) plus
+ * what it keeps (model.c, firstseen.c, topk.c report their bytes), plus 8
+ * bytes of hash bucket. The dead parts of a record that another detector
+ * still keeps are charged to no one; records come from the group's slab
+ * (slab.c).
  *
  * Threads: shard s of a detector is used only by the holder of the stage's
  * ticket s (score.c) or by a single-threaded caller (logsift score).
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "anomaly/anomaly.h"
@@ -59,12 +64,31 @@ void lsf_anom_shards_init(lsf_anom_det *d, uint32_t nshards)
     }
 }
 
+size_t lsf_anom_part_size(int type)
+{
+    const lsf_anom_entry *e = NULL;
+    size_t own = type == LSF_ANOM_NEW_VALUE       ? sizeof(e->u.values)
+                 : type == LSF_ANOM_RARE_TEMPLATE ? sizeof(e->u.tpl)
+                                                  : sizeof(e->u.series);
+    size_t n = offsetof(lsf_anom_entry, u) + own;
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Appends d's part to its group's record layout. */
+static void add_part(lsf_anom_det *d)
+{
+    lsf_anom_group *g = d->grp;
+    g->part_off[d->grp_slot] = (uint32_t)(sizeof(lsf_anom_rec) + g->parts_bytes);
+    g->parts_bytes += (uint32_t)lsf_anom_part_size(d->def.type);
+}
+
 void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
 {
     if (leader && leader->grp->nparts < LSF_ANOM_MAX_GROUP) {
         d->grp = leader->grp;
         d->grp_slot = d->grp->nparts++;
         d->grp_owner = false;
+        add_part(d);
         return;
     }
     lsf_anom_group *g = xcalloc(1, sizeof(*g));
@@ -79,6 +103,7 @@ void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
     d->grp = g;
     d->grp_slot = 0;
     d->grp_owner = true;
+    add_part(d);
 }
 
 void lsf_anom_group_free(lsf_anom_det *d)
@@ -100,7 +125,7 @@ static uint32_t shard_index(const lsf_anom_det *d, const lsf_anom_shard *s)
 
 static size_t rec_size(const lsf_anom_group *g, uint32_t key_len)
 {
-    return sizeof(lsf_anom_rec) + (size_t)g->nparts * sizeof(lsf_anom_entry) + key_len + 1;
+    return sizeof(lsf_anom_rec) + g->parts_bytes + key_len + 1;
 }
 
 /* Takes record r out of its table and frees it (its parts are all dead). */
@@ -187,12 +212,11 @@ static void enforce(lsf_anom_det *d, lsf_anom_shard *s, const lsf_anom_entry *ke
 static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash, const char *key,
                              uint32_t key_len)
 {
-    size_t parts = (size_t)d->grp->nparts * sizeof(lsf_anom_entry);
     lsf_anom_rec *r = lsf_anom_slab_alloc(&d->grp->slab, rec_size(d->grp, key_len));
     r->hash = hash;
     r->key_len = key_len;
     r->live = 0;
-    r->key = (char *)r->part + parts;
+    r->key = (char *)(r + 1) + d->grp->parts_bytes;
     memcpy(r->key, key, key_len);
     r->key[key_len] = 0;
     if (2 * (t->n + 1) > t->nbuckets) /* at most half full: most keys first in their chain */
@@ -211,7 +235,7 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
     uint32_t k = shard_index(d, s);
     lsf_anom_rec *r = lsf_anom_rec_find(d, k, hash);
     if (r && (r->live >> d->grp_slot & 1)) {
-        lsf_anom_entry *e = &r->part[d->grp_slot];
+        lsf_anom_entry *e = lsf_anom_part(d, r);
         *created = false;
         /* move to the LRU front, unless it is already in the most recent
          * eighth: busy keys then cost no writes to their neighbours */
@@ -228,8 +252,8 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
     }
     if (!r)
         r = rec_new(d, &d->grp->shard[k], hash, key, key_len);
-    lsf_anom_entry *e = &r->part[d->grp_slot];
-    memset(e, 0, sizeof(*e));
+    lsf_anom_entry *e = lsf_anom_part(d, r);
+    memset(e, 0, lsf_anom_part_size(d->def.type));
     e->hash = hash;
     e->rec = r;
     e->key = r->key;
@@ -246,7 +270,7 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
     s->lru.next->prev = e;
     s->lru.next = e;
     s->n++;
-    e->bytes = sizeof(*e) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
+    e->bytes = lsf_anom_part_size(d->def.type) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
     s->bytes += e->bytes;
     if (d->c_keys)
         lsf_counter_add(d->c_keys, 1);
@@ -257,7 +281,7 @@ lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t 
 
 void lsf_anom_entry_touched(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e)
 {
-    size_t now = sizeof(*e) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
+    size_t now = lsf_anom_part_size(d->def.type) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
     if (now == e->bytes)
         return;
     s->bytes += now - e->bytes; /* unsigned wrap-around adds a negative delta correctly */

@@ -488,7 +488,7 @@ static void prefetch_entry(anom_ctx *x, const obs *o)
     const lsf_anom_rec *r = t->buckets[o->hash & (t->nbuckets - 1)];
     if (!r)
         return;
-    const lsf_anom_entry *e = &r->part[d->grp_slot];
+    const lsf_anom_entry *e = lsf_anom_part(d, r);
     __builtin_prefetch(r);
     __builtin_prefetch(e);
     __builtin_prefetch((const char *)e + 64);
@@ -507,7 +507,7 @@ static void prefetch_state(anom_ctx *x, const obs *o)
     const lsf_anom_rec *r = lsf_anom_rec_find(d, o->shard, o->hash);
     if (!r || !(r->live >> d->grp_slot & 1))
         return;
-    const lsf_anom_entry *e = &r->part[d->grp_slot];
+    const lsf_anom_entry *e = lsf_anom_part(d, r);
     const lsf_anom_shard *s = &d->shard[o->shard];
     if (s->clock - e->stamp >= s->n / 8 + 1) {
         __builtin_prefetch(e->prev, 1);
