@@ -13,6 +13,11 @@
  *   tags                    "_parse_failure", "_truncated", then ev->tags
  * then the dynamic fields, merged into the same objects by dotted name.
  *
+ * The fast path to know first: when no dynamic field shares a top-level
+ * name with a fixed field (most events), the fixed fields are written
+ * straight out (put_fixed) and only the dynamic fields go through the tree
+ * below; the bytes are the same (tests hold the two paths to each other).
+ *
  * The one design choice to know: each event is first described as a small
  * tree of nodes (on the stack; fixed fields are linked in directly, only
  * dynamic names are looked up component by component, and the components a
@@ -1269,7 +1274,9 @@ static void put_flat(lsf_outbuf *o, const tree *t, uint32_t *path, int depth)
     }
 }
 
-static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
+/* Writes parent's members; `after` when members precede them in the same
+ * object (the first one then needs a comma too). */
+static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent, bool after)
 {
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
@@ -1278,7 +1285,7 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
         if (x->kind == V_STR)
             need += esc_room(x->v.s.len);
         char *d = room(o, need);
-        if (c != t->n[parent].child)
+        if (after || c != t->n[parent].child)
             *d++ = ',';
         *d++ = '"';
         d = esc(d, (const unsigned char *)x->key, (const unsigned char *)x->key + x->klen);
@@ -1287,7 +1294,7 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
         if (x->kind == V_OBJ) {
             *d++ = '{';
             o->len = (size_t)(d - o->buf);
-            put_members(o, t, c);
+            put_members(o, t, c, false);
             put1(o, '}');
             continue;
         }
@@ -1308,16 +1315,167 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent)
     }
 }
 
+/* ---- the fixed fields without a tree ------------------------------------ */
+
+/* Does a dynamic field's top-level name belong to a fixed field's? Only
+ * then can merge rules 1 and 2 involve the fixed fields. */
+static bool shares_fixed_name(const lsf_event *ev)
+{
+    for (uint32_t i = 0; i < ev->nfields; i++) {
+        const char *p = ev->fields[i].name.ptr;
+        if (!p)
+            continue;
+        const char *dot = memchr(p, '.', ev->fields[i].name.len);
+        size_t n = dot ? (size_t)(dot - p) : ev->fields[i].name.len;
+        switch (n) {
+        case 3: if (!memcmp(p, "log", 3)) return true; break;
+        case 4: if (!memcmp(p, "host", 4) || !memcmp(p, "tags", 4)) return true; break;
+        case 5: if (!memcmp(p, "event", 5)) return true; break;
+        case 7: if (!memcmp(p, "message", 7) || !memcmp(p, "process", 7)) return true; break;
+        case 10: if (!memcmp(p, "@timestamp", 10)) return true; break;
+        default: break;
+        }
+    }
+    return false;
+}
+
+static inline void put_str(lsf_outbuf *o, lsf_str s)
+{
+    lsf_json_write_string(o, s.ptr, s.len);
+}
+
+/* Writes `,"key":` (or `"key":` for the first member of an object). */
+#define PUT_KEY(o, first, lit)                                                               \
+    do {                                                                                     \
+        if (first)                                                                           \
+            PUT_LIT(o, "\"" lit "\":");                                                      \
+        else                                                                                 \
+            PUT_LIT(o, ",\"" lit "\":");                                                     \
+        first = false;                                                                       \
+    } while (0)
+
+/* The members build_fixed would make, written as put_members writes them,
+ * without the nodes: the same bytes, for an event no dynamic field merges
+ * into (shares_fixed_name false). Starts with @timestamp, ends without a
+ * comma. Most events are of this kind, and for them building and walking
+ * the fixed nodes cost more than writing. */
+static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
+{
+    PUT_LIT(o, "\"@timestamp\":");
+    put_time(o, ev->time_ns ? ev->time_ns : ev->ingested_ns);
+    if (ev->ingested_ns) {
+        PUT_LIT(o, ",\"event\":{\"ingested\":");
+        put_time(o, ev->ingested_ns);
+        put1(o, '}');
+    }
+    if (ev->message.ptr) {
+        PUT_LIT(o, ",\"message\":");
+        put_str(o, ev->message);
+    }
+    if (ev->host.ptr) {
+        PUT_LIT(o, ",\"host\":{\"name\":");
+        put_str(o, ev->host);
+        put1(o, '}');
+    }
+    int64_t pid;
+    bool has_pid = parse_pid(ev->procid, &pid);
+    if (ev->app.ptr || has_pid) {
+        bool first = true;
+        PUT_LIT(o, ",\"process\":{");
+        if (ev->app.ptr) {
+            PUT_KEY(o, first, "name");
+            put_str(o, ev->app);
+        }
+        if (has_pid) {
+            PUT_KEY(o, first, "pid");
+            put_i64(o, pid);
+        }
+        put1(o, '}');
+    }
+    bool has_sd = ev->sd.ptr && !(ev->sd.len == 1 && ev->sd.ptr[0] == '-');
+    bool has_syslog = ev->pri >= 0 || ev->host.ptr || ev->app.ptr || ev->procid.ptr ||
+                      ev->msgid.ptr || ev->version > 0 || has_sd;
+    if (has_syslog || ev->source_addr.ptr)
+        PUT_LIT(o, ",\"log\":{");
+    if (has_syslog) {
+        bool first = true;
+        PUT_LIT(o, "\"syslog\":{");
+        if (ev->pri >= 0) {
+            PUT_KEY(o, first, "priority");
+            put_i64(o, ev->pri);
+            PUT_LIT(o, ",\"facility\":{\"code\":");
+            put_i64(o, ev->pri >> 3);
+            const char *fname = lsf_facility_name(ev->pri >> 3);
+            if (fname) {
+                PUT_LIT(o, ",\"name\":");
+                put_str(o, cstr(fname));
+            }
+            PUT_LIT(o, "},\"severity\":{\"code\":");
+            put_i64(o, ev->pri & 7);
+            PUT_LIT(o, ",\"name\":");
+            put_str(o, cstr(lsf_severity_name(ev->pri & 7)));
+            put1(o, '}');
+        }
+        if (ev->host.ptr) {
+            PUT_KEY(o, first, "hostname");
+            put_str(o, ev->host);
+        }
+        if (ev->app.ptr) {
+            PUT_KEY(o, first, "appname");
+            put_str(o, ev->app);
+        }
+        if (ev->procid.ptr) {
+            PUT_KEY(o, first, "procid");
+            put_str(o, ev->procid);
+        }
+        if (ev->msgid.ptr) {
+            PUT_KEY(o, first, "msgid");
+            put_str(o, ev->msgid);
+        }
+        if (ev->version > 0) {
+            PUT_KEY(o, first, "version");
+            put_i64(o, ev->version);
+        }
+        if (has_sd) {
+            PUT_KEY(o, first, "structured_data");
+            put_sd(o, ev->sd);
+        }
+        put1(o, '}');
+    }
+    if (ev->source_addr.ptr) {
+        if (has_syslog)
+            put1(o, ',');
+        PUT_LIT(o, "\"source\":{\"address\":");
+        put_str(o, ev->source_addr);
+        put1(o, '}');
+    }
+    if (has_syslog || ev->source_addr.ptr)
+        put1(o, '}');
+    if ((ev->flags & (LSF_EV_PARSE_FAILURE | LSF_EV_TRUNCATED)) || ev->ntags) {
+        PUT_LIT(o, ",\"tags\":");
+        put_tags(o, ev);
+    }
+}
+
 /* ---- events and batches ------------------------------------------------- */
 
-void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
+/* direct: the fixed fields by put_fixed (only when !shares_fixed_name). */
+static void write_event(lsf_outbuf *o, const lsf_event *ev, bool direct)
 {
     tnode stack_nodes[STACK_NODES];
     tree t; /* not zeroed: the root arrays are written before they are read */
     t.n = stack_nodes;
     t.cap = STACK_NODES;
     tnode *heap = NULL;
-    build_fixed(&t, ev);
+    if (direct) { /* the fixed fields written at once, the tree holds the dynamic ones */
+        put1(o, '{');
+        put_fixed(o, ev);
+        t.n[0] = (tnode){0};
+        t.len = 1;
+        t.nroot = 0;
+    } else {
+        build_fixed(&t, ev);
+    }
     if (ev->nfields && build_dynamic(&t, ev) < 0) {
         size_t cap = nodes_needed(ev);
         if (cap > UINT32_MAX)
@@ -1327,14 +1485,31 @@ void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
             lsf_die("out of memory (%zu JSON nodes)", cap);
         t.n = heap;
         t.cap = (uint32_t)cap;
-        build_fixed(&t, ev);
+        if (direct) {
+            t.n[0] = (tnode){0};
+            t.len = 1;
+            t.nroot = 0;
+        } else {
+            build_fixed(&t, ev);
+        }
         if (build_dynamic(&t, ev) < 0)
             lsf_die("json_out: node estimate too small");
     }
-    put1(o, '{');
-    put_members(o, &t, 0);
+    if (!direct)
+        put1(o, '{');
+    put_members(o, &t, 0, direct);
     PUT_LIT(o, "}\n");
     free(heap);
+}
+
+void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
+{
+    write_event(o, ev, !shares_fixed_name(ev));
+}
+
+void lsf_json_write_event_tree(lsf_outbuf *o, const lsf_event *ev)
+{
+    write_event(o, ev, false);
 }
 
 /* Makes room for the line offsets of every event of b. */

@@ -23,6 +23,11 @@ void lsf_outbuf_append(lsf_outbuf *o, const void *p, size_t n);
 void lsf_json_write_string(lsf_outbuf *o, const char *s, size_t n);
 /* Appends one event as a single JSON object line ending in '\n'. */
 void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev);
+/* The same bytes, always through the node tree that merges dynamic fields
+ * into the fixed ones (lsf_json_write_event writes the fixed fields
+ * directly when no dynamic field shares their names): the reference the
+ * tests hold the direct path to. */
+void lsf_json_write_event_tree(lsf_outbuf *o, const lsf_event *ev);
 /* Resets `o` and writes every event of `b` not flagged LSF_EV_DROPPED,
  * recording line offsets. */
 void lsf_json_write_batch(lsf_outbuf *o, const lsf_batch *b);

@@ -1009,6 +1009,75 @@ static const struct ts_case ts_cases[] = {
     {INT64_MIN, "1677-09-21T00:12:43.145224Z"},
 };
 
+static uint32_t rnd_below(uint64_t *r, uint32_t n)
+{
+    *r = *r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(*r >> 33) % n;
+}
+
+/* The direct path (fixed fields written without nodes) against the tree on
+ * random events: every combination of fixed fields present or absent, odd
+ * values, and dynamic fields, some of which share a fixed top-level name
+ * (those events take the tree either way). The bytes must be equal. */
+static void test_direct_matches_tree(void **state)
+{
+    (void)state;
+    static const char *const dyn[] = {
+        "user.name", "source.ip", "http.request.method", "a", "a.b", "a.b.c", "x.y",
+        "duration_ms", "trace_id", "rule.id", "event.action", "host.ip", "log.level",
+        "process.pid", "tags", "message", "@timestamp", "hostname", "logs", "events.x"};
+    static const char *const strs[] = {"", "web1", "sshd", "a\"b\\c", "\xc3\xa9" "t\xc3\xa9",
+                                       "\x01" "bad\xff", "0123456789abcdef0123"};
+    static const char *const procids[] = {"42", "0", "abc", "", "12345678901234567890",
+                                          "9223372036854775807", "-1"};
+    static const char *const sds[] = {"-", "[a@1 x=\"1\"]", "[a@1 x=\"1\" x=\"2\"][b y=\"\\]\"]",
+                                      "[bad", ""};
+    lsf_batch *b = lsf_batch_new(4);
+    lsf_outbuf direct, tree;
+    lsf_outbuf_init(&direct);
+    lsf_outbuf_init(&tree);
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+#define RND(n) rnd_below(&r, (n))
+    for (int iter = 0; iter < 20000; iter++) {
+        lsf_event *ev = bare_event(b);
+        ev->time_ns = RND(4) ? 1772532001000000000 + (int64_t)RND(1000000000) : 0;
+        ev->ingested_ns = RND(3) ? 1772532002000000000 + (int64_t)RND(1000000) : 0;
+        if (RND(2)) ev->message = S(strs[RND(7)]);
+        if (RND(2)) ev->host = S(strs[RND(7)]);
+        if (RND(2)) ev->app = S(strs[RND(7)]);
+        if (RND(2)) ev->procid = S(procids[RND(7)]);
+        if (RND(3) == 0) ev->msgid = S(strs[RND(7)]);
+        if (RND(3) == 0) ev->sd = S(sds[RND(5)]);
+        if (RND(3) == 0) ev->source_addr = S("192.0.2.1:514");
+        ev->pri = RND(2) ? (int16_t)RND(192) : -1;
+        ev->version = (uint16_t)RND(3);
+        ev->flags = RND(4) == 0 ? (RND(2) ? LSF_EV_PARSE_FAILURE : LSF_EV_TRUNCATED) : 0;
+        for (uint32_t k = RND(3); k; k--)
+            lsf_event_add_tag(b, ev, S(k == 1 ? "_truncated" : "auth"));
+        for (uint32_t k = RND(6); k; k--) {
+            lsf_str name = S(dyn[RND(RND(4) ? 14 : 20)]); /* mostly names clear of the fixed ones */
+            switch (RND(4)) {
+            case 0: lsf_event_set_str(b, ev, name, S(strs[RND(7)])); break;
+            case 1: lsf_event_set_int(b, ev, name, (int64_t)RND(100000) - 50); break;
+            case 2: lsf_event_set_float(b, ev, name, RND(1000) / 8.0); break;
+            default: lsf_event_set_bool(b, ev, name, RND(2)); break;
+            }
+        }
+        lsf_outbuf_reset(&direct);
+        lsf_outbuf_reset(&tree);
+        lsf_json_write_event(&direct, ev);
+        lsf_json_write_event_tree(&tree, ev);
+        if (direct.len != tree.len || memcmp(direct.buf, tree.buf, direct.len) != 0)
+            fail_msg("direct and tree differ (event %d)\n  direct: %.*s  tree:   %.*s", iter,
+                     (int)direct.len, direct.buf, (int)tree.len, tree.buf);
+        json_decref(parse_line(direct.buf, direct.len));
+    }
+#undef RND
+    lsf_outbuf_deinit(&direct);
+    lsf_outbuf_deinit(&tree);
+    lsf_batch_free(b);
+}
+
 static void test_timestamps(void **state)
 {
     (void)state;
@@ -1210,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_nesting_exact),
         cmocka_unit_test(test_many_top_level_names),
         cmocka_unit_test(test_escape_every_position),
+        cmocka_unit_test(test_direct_matches_tree),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamps_vs_gmtime),
         cmocka_unit_test(test_batch_offsets),
