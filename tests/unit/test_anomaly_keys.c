@@ -70,7 +70,9 @@ static void test_detectors_with_the_same_by_share_records(void **state)
     lsf_anom_entry *ev = get(&a, v, "k1", &created);
     assert_true(created);
     assert_ptr_equal(er->rec, ev->rec);
-    assert_ptr_equal(ev, &er->rec->part[1]);
+    assert_ptr_equal(ev, lsf_anom_part(v, er->rec));
+    /* parts are as long as their type needs: v's starts right after r's */
+    assert_ptr_equal((char *)ev, (char *)er + lsf_anom_part_size(LSF_ANOM_RATE));
     assert_int_equal(records(r), 1);
     assert_int_equal(records(o), 0);
     lsf_anom_result res;
@@ -373,10 +375,11 @@ static void test_swept_entry_reaccounted(void **state)
     int kl = lsf_anom_key(d, &probe, key, sizeof(key), &h);
     lsf_anom_rec *r = lsf_anom_rec_find(d, lsf_anom_shard_of(a, h), h);
     assert_non_null(r);
-    lsf_anom_entry *e = &r->part[d->grp_slot];
+    lsf_anom_entry *e = lsf_anom_part(d, r);
     assert_int_equal(kl, 2);
     assert_true(e->u.series.swept);
-    size_t stale = e->bytes, now = sizeof(*e) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
+    size_t stale = e->bytes,
+           now = lsf_anom_part_size(d->def.type) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
     assert_true(now > stale);
     /* h2 again, in the watermark's interval: no interval closes */
     one_event(st, b, seq++, 400, "h2");
