@@ -13,10 +13,12 @@
  *   tags                    "_parse_failure", "_truncated", then ev->tags
  * then the dynamic fields, merged into the same objects by dotted name.
  *
- * The fast path to know first: when no dynamic field shares a top-level
- * name with a fixed field (most events), the fixed fields are written
- * straight out (put_fixed) and only the dynamic fields go through the tree
- * below; the bytes are the same (tests hold the two paths to each other).
+ * The fast path to know first: unless a dynamic field collides with a
+ * fixed one (needs_tree), the fixed fields are written straight out
+ * (put_fixed) and only the dynamic fields go through the tree below, the
+ * members they add to the fixed objects (log.level, event.action) written
+ * inside them; the bytes are the same (tests hold the two paths to each
+ * other).
  *
  * The one design choice to know: each event is first described as a small
  * tree of nodes (on the stack; fixed fields are linked in directly, only
@@ -827,6 +829,7 @@ static void put_sd(lsf_outbuf *o, lsf_str sd)
 enum {
     V_OBJ = 0, /* an object: only children */
     V_STR, V_INT, V_TIME, V_FLOAT, V_BOOL, V_NULL, V_JSON, V_SD, V_TAGS,
+    V_DONE, /* a root object already written inside a fixed one (direct path) */
 };
 
 typedef struct tnode {
@@ -1280,6 +1283,8 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent, bool afte
 {
     for (uint32_t c = t->n[parent].child; c; c = t->n[c].next) {
         const tnode *x = &t->n[c];
+        if (x->kind == V_DONE) /* only among the root's, which all take a comma */
+            continue;
         /* separator, key, ':' and '{' or a string value in one reservation */
         size_t need = esc_room(x->klen) + 8;
         if (x->kind == V_STR)
@@ -1317,26 +1322,66 @@ static void put_members(lsf_outbuf *o, const tree *t, uint32_t parent, bool afte
 
 /* ---- the fixed fields without a tree ------------------------------------ */
 
-/* Does a dynamic field's top-level name belong to a fixed field's? Only
- * then can merge rules 1 and 2 involve the fixed fields. */
-static bool shares_fixed_name(const lsf_event *ev)
+/* The fixed objects dynamic fields may add members to on the direct path,
+ * and the names of their fixed members (which a dynamic field may not
+ * reuse: merge rules 1 and 2 would then apply). */
+static const struct {
+    const char *name;
+    uint32_t len;
+    const char *members[2];
+} open_objects[] = {
+    {"event", 5, {"ingested", NULL}},
+    {"host", 4, {"name", NULL}},
+    {"process", 7, {"name", "pid"}},
+    {"log", 3, {"syslog", "source"}},
+};
+enum { OBJ_EVENT, OBJ_HOST, OBJ_PROCESS, OBJ_LOG, N_OPEN_OBJECTS };
+
+/* Must the event go through the tree? Yes when a dynamic field is named
+ * like a fixed leaf (@timestamp, message, tags), is a fixed object itself,
+ * or is a fixed object's fixed member (or below one). A field below a fixed
+ * object with a new member name (log.level, event.action) is fine: the
+ * direct path writes it inside that object. */
+static bool needs_tree(const lsf_event *ev)
 {
     for (uint32_t i = 0; i < ev->nfields; i++) {
         const char *p = ev->fields[i].name.ptr;
         if (!p)
             continue;
-        const char *dot = memchr(p, '.', ev->fields[i].name.len);
-        size_t n = dot ? (size_t)(dot - p) : ev->fields[i].name.len;
-        switch (n) {
-        case 3: if (!memcmp(p, "log", 3)) return true; break;
-        case 4: if (!memcmp(p, "host", 4) || !memcmp(p, "tags", 4)) return true; break;
-        case 5: if (!memcmp(p, "event", 5)) return true; break;
-        case 7: if (!memcmp(p, "message", 7) || !memcmp(p, "process", 7)) return true; break;
-        case 10: if (!memcmp(p, "@timestamp", 10)) return true; break;
-        default: break;
+        uint32_t len = ev->fields[i].name.len;
+        const char *dot = memchr(p, '.', len);
+        uint32_t n = dot ? (uint32_t)(dot - p) : len;
+        if ((n == 7 && !memcmp(p, "message", 7)) || (n == 4 && !memcmp(p, "tags", 4)) ||
+            (n == 10 && !memcmp(p, "@timestamp", 10)))
+            return true;
+        for (int k = 0; k < N_OPEN_OBJECTS; k++) {
+            if (n != open_objects[k].len || memcmp(p, open_objects[k].name, n))
+                continue;
+            if (!dot)
+                return true;
+            const char *m = dot + 1, *e = p + len, *mdot = memchr(m, '.', (size_t)(e - m));
+            size_t mn = (size_t)((mdot ? mdot : e) - m);
+            for (int j = 0; j < 2 && open_objects[k].members[j]; j++)
+                if (mn == strlen(open_objects[k].members[j]) &&
+                    !memcmp(m, open_objects[k].members[j], mn))
+                    return true;
         }
     }
     return false;
+}
+
+/* Inside fixed object k (its fixed members written): the members the
+ * dynamic fields add to it, which the root then skips. */
+static void put_added(lsf_outbuf *o, tree *t, int k)
+{
+    if (!t->nroot)
+        return;
+    uint32_t c = find_child(t, 0, open_objects[k].name, open_objects[k].len,
+                            key_sig(open_objects[k].name, open_objects[k].len));
+    if (!c)
+        return;
+    put_members(o, t, c, true);
+    t->n[c].kind = V_DONE;
 }
 
 static inline void put_str(lsf_outbuf *o, lsf_str s)
@@ -1356,16 +1401,19 @@ static inline void put_str(lsf_outbuf *o, lsf_str s)
 
 /* The members build_fixed would make, written as put_members writes them,
  * without the nodes: the same bytes, for an event no dynamic field merges
- * into (shares_fixed_name false). Starts with @timestamp, ends without a
+ * into in a way that needs the tree (needs_tree false); the members they
+ * add to event, host, process and log are written inside those objects
+ * (put_added). Starts with @timestamp, ends without a
  * comma. Most events are of this kind, and for them building and walking
  * the fixed nodes cost more than writing. */
-static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
+static void put_fixed(lsf_outbuf *o, const lsf_event *ev, tree *t)
 {
     PUT_LIT(o, "\"@timestamp\":");
     put_time(o, ev->time_ns ? ev->time_ns : ev->ingested_ns);
     if (ev->ingested_ns) {
         PUT_LIT(o, ",\"event\":{\"ingested\":");
         put_time(o, ev->ingested_ns);
+        put_added(o, t, OBJ_EVENT);
         put1(o, '}');
     }
     if (ev->message.ptr) {
@@ -1375,6 +1423,7 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
     if (ev->host.ptr) {
         PUT_LIT(o, ",\"host\":{\"name\":");
         put_str(o, ev->host);
+        put_added(o, t, OBJ_HOST);
         put1(o, '}');
     }
     int64_t pid;
@@ -1390,6 +1439,7 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
             PUT_KEY(o, first, "pid");
             put_i64(o, pid);
         }
+        put_added(o, t, OBJ_PROCESS);
         put1(o, '}');
     }
     bool has_sd = ev->sd.ptr && !(ev->sd.len == 1 && ev->sd.ptr[0] == '-');
@@ -1449,8 +1499,10 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
         put_str(o, ev->source_addr);
         put1(o, '}');
     }
-    if (has_syslog || ev->source_addr.ptr)
+    if (has_syslog || ev->source_addr.ptr) {
+        put_added(o, t, OBJ_LOG);
         put1(o, '}');
+    }
     if ((ev->flags & (LSF_EV_PARSE_FAILURE | LSF_EV_TRUNCATED)) || ev->ntags) {
         PUT_LIT(o, ",\"tags\":");
         put_tags(o, ev);
@@ -1459,7 +1511,7 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev)
 
 /* ---- events and batches ------------------------------------------------- */
 
-/* direct: the fixed fields by put_fixed (only when !shares_fixed_name). */
+/* direct: the fixed fields by put_fixed (only when !needs_tree). */
 static void write_event(lsf_outbuf *o, const lsf_event *ev, bool direct)
 {
     tnode stack_nodes[STACK_NODES];
@@ -1467,9 +1519,7 @@ static void write_event(lsf_outbuf *o, const lsf_event *ev, bool direct)
     t.n = stack_nodes;
     t.cap = STACK_NODES;
     tnode *heap = NULL;
-    if (direct) { /* the fixed fields written at once, the tree holds the dynamic ones */
-        put1(o, '{');
-        put_fixed(o, ev);
+    if (direct) { /* the tree holds only the dynamic fields */
         t.n[0] = (tnode){0};
         t.len = 1;
         t.nroot = 0;
@@ -1495,8 +1545,9 @@ static void write_event(lsf_outbuf *o, const lsf_event *ev, bool direct)
         if (build_dynamic(&t, ev) < 0)
             lsf_die("json_out: node estimate too small");
     }
-    if (!direct)
-        put1(o, '{');
+    put1(o, '{');
+    if (direct) /* the fixed fields straight out, with what dynamic ones add to them */
+        put_fixed(o, ev, &t);
     put_members(o, &t, 0, direct);
     PUT_LIT(o, "}\n");
     free(heap);
@@ -1504,7 +1555,7 @@ static void write_event(lsf_outbuf *o, const lsf_event *ev, bool direct)
 
 void lsf_json_write_event(lsf_outbuf *o, const lsf_event *ev)
 {
-    write_event(o, ev, !shares_fixed_name(ev));
+    write_event(o, ev, !needs_tree(ev));
 }
 
 void lsf_json_write_event_tree(lsf_outbuf *o, const lsf_event *ev)

@@ -1023,9 +1023,13 @@ static void test_direct_matches_tree(void **state)
 {
     (void)state;
     static const char *const dyn[] = {
+        /* clear of the fixed fields, or adding members to their objects */
         "user.name", "source.ip", "http.request.method", "a", "a.b", "a.b.c", "x.y",
-        "duration_ms", "trace_id", "rule.id", "event.action", "host.ip", "log.level",
-        "process.pid", "tags", "message", "@timestamp", "hostname", "logs", "events.x"};
+        "duration_ms", "event.action", "host.ip", "log.level", "log.level.x", "process.args",
+        "event.kind", "hostname", "logs", "events.x",
+        /* colliding: the tree either way */
+        "process.pid", "tags", "message", "@timestamp", "log.syslog.x", "host.name", "event",
+        "log.source", "event.ingested.x"};
     static const char *const strs[] = {"", "web1", "sshd", "a\"b\\c", "\xc3\xa9" "t\xc3\xa9",
                                        "\x01" "bad\xff", "0123456789abcdef0123"};
     static const char *const procids[] = {"42", "0", "abc", "", "12345678901234567890",
@@ -1055,7 +1059,7 @@ static void test_direct_matches_tree(void **state)
         for (uint32_t k = RND(3); k; k--)
             lsf_event_add_tag(b, ev, S(k == 1 ? "_truncated" : "auth"));
         for (uint32_t k = RND(6); k; k--) {
-            lsf_str name = S(dyn[RND(RND(4) ? 14 : 20)]); /* mostly names clear of the fixed ones */
+            lsf_str name = S(dyn[RND(RND(4) ? 17 : 26)]); /* mostly the direct path's */
             switch (RND(4)) {
             case 0: lsf_event_set_str(b, ev, name, S(strs[RND(7)])); break;
             case 1: lsf_event_set_int(b, ev, name, (int64_t)RND(100000) - 50); break;
