@@ -70,9 +70,11 @@ size_t lsf_anom_part_size(int type)
     size_t own = type == LSF_ANOM_NEW_VALUE       ? sizeof(e->u.values)
                  : type == LSF_ANOM_RARE_TEMPLATE ? sizeof(e->u.tpl)
                                                   : sizeof(e->u.series);
-    size_t n = offsetof(lsf_anom_entry, u) + own;
-    return (n + 7) & ~(size_t)7;
+    size_t n = offsetof(lsf_anom_entry, u) + own, a = _Alignof(lsf_anom_entry);
+    return (n + a - 1) / a * a; /* the next part starts aligned */
 }
+_Static_assert(sizeof(lsf_anom_rec) % _Alignof(lsf_anom_entry) == 0,
+               "the first part starts aligned after the record header");
 
 /* Appends d's part to its group's record layout. */
 static void add_part(lsf_anom_det *d)
