@@ -654,10 +654,13 @@ def main():
     ap.add_argument("--profile", metavar="SCENARIO",
                     help="instead of benchmarking, profile logsift on one scenario with perf")
     ap.add_argument("--keep", action="store_true", help="keep work directories and outputs")
+    ap.add_argument("--kafka-brokers", type=int, default=kafka.BROKERS,
+                    help="brokers of the test cluster of scenarios 5 and 6 (default 3)")
     ap.add_argument("--tmp", default=os.environ.get("BENCH_TMP"),
                     help="work directory (default: a new one in /dev/shm, else $TMPDIR)")
     args = ap.parse_args()
     KEEP = args.keep
+    kafka.BROKERS = args.kafka_brokers
     runs = args.runs or (1 if args.quick else 3)
     want = args.scenarios.split(",")
     scenarios = [s for s in SCENARIOS if s.key in want]
@@ -726,7 +729,9 @@ def main():
               f"(benchmarks/gen.c, seed 20260303, one TCP connection); median of {runs} run(s)"
               f" (min-max); took {elapsed / 60:.1f} min; 1-minute load average"
               f" {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}; the"
-              f" benchmark itself adds up to ~2)")
+              f" benchmark itself adds up to ~2)"
+              + (f"; Kafka test cluster of {kafka.BROKERS} broker(s)"
+                 if any(s.conf in ("kafka", "full") for s in scenarios) else ""))
     print()
     print(header)
     print()
