@@ -1,6 +1,7 @@
 /* gen.c - deterministic generator of realistic syslog traffic for the benchmarks.
  *
- *   gen [--lines N] [--seed S] [--v5424 PERCENT] [--hosts N] [--mix all|app] > traffic.log
+ *   gen [--lines N] [--seed S] [--v5424 PERCENT] [--hosts N] [--mix all|app] [--rate R]
+ *       > traffic.log
  *
  * Writes N newline-terminated syslog lines (default 100000) to stdout and a
  * summary (lines, bytes, average line length, mix) to stderr. The same seed
@@ -17,7 +18,10 @@
  * appears once or twice. Lines average about 200 bytes. --hosts sets the
  * host pool (default 400); --mix app writes only the JSON application lines,
  * each with a message, a duration and a user id (the anomaly stage's
- * benchmark: every line feeds all four of its detectors).
+ * benchmark: every line feeds all four of its detectors). Timestamps advance
+ * 100-600 us a line (~2,900 lines a second of event time); --rate R makes
+ * that R lines a second on average (a large fleet logs faster than a few
+ * hundred hosts).
  *
  * Design choice: everything is written into one large buffer with a small
  * hand-rolled formatter, so 2M lines take well under a second.
@@ -726,6 +730,7 @@ int main(int argc, char **argv)
     uint64_t seed = 20260303;
     int pct5424 = 40;
     bool app_only = false;
+    uint64_t rate = 0; /* lines per second of event time; 0: the default spacing */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--lines") == 0 && i + 1 < argc)
             lines = atoll(argv[++i]);
@@ -735,12 +740,14 @@ int main(int argc, char **argv)
             pct5424 = atoi(argv[++i]);
         else if (strcmp(argv[i], "--hosts") == 0 && i + 1 < argc && atol(argv[i + 1]) > 0)
             n_hosts = (uint32_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc && atol(argv[i + 1]) > 0)
+            rate = (uint64_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--mix") == 0 && i + 1 < argc &&
                  (strcmp(argv[i + 1], "all") == 0 || strcmp(argv[i + 1], "app") == 0))
             app_only = strcmp(argv[++i], "app") == 0;
         else {
             fprintf(stderr, "usage: gen [--lines N] [--seed S] [--v5424 PERCENT] [--hosts N] "
-                            "[--mix all|app] > FILE\n");
+                            "[--mix all|app] [--rate R] > FILE\n");
             return 2;
         }
     }
@@ -758,7 +765,10 @@ int main(int argc, char **argv)
     unsigned long long bytes = 0;
     t_us = 36000ull * 1000000; /* 10:00:00 */
     for (long long n = 0; n < lines; n++) {
-        t_us += 100 + rnd(500);
+        if (rate) /* uniform in [0, 2/rate) s: mean 1/rate */
+            t_us += (uint64_t)rnd((uint32_t)(2000000 / rate + 1));
+        else
+            t_us += 100 + rnd(500);
         use5424 = (int)rnd(100) < pct5424;
         uint32_t host = zipf_draw(&z_host);
         int r = (int)rnd(100), k = 0;
