@@ -191,6 +191,17 @@ def logsift_pending(scn):
 
 # ---- one run -----------------------------------------------------------------------
 
+def terminate(proc, timeout):
+    """Stops a process we started: SIGTERM, then SIGKILL after timeout seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Daemon:
     """A system under test, started in the foreground with its own files in wd."""
 
@@ -269,13 +280,7 @@ class Daemon:
             return ""
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
         self.logf.close()
 
 

@@ -114,13 +114,7 @@ class Broker:
         return [line for line in out.splitlines() if line.strip()]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _bench().terminate(self.proc, 20)
         self.logf.close()
 
 
@@ -146,13 +140,7 @@ class Watch:
             return 0, None, finished
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _bench().terminate(self.proc, 10)
         if not self.err.closed:
             self.err.close()
 

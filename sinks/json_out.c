@@ -1399,6 +1399,15 @@ static inline void put_str(lsf_outbuf *o, lsf_str s)
         first = false;                                                                       \
     } while (0)
 
+/* A string member when the string is present (not NULL). */
+#define PUT_STR_MEMBER(o, first, lit, s)                                                     \
+    do {                                                                                     \
+        if ((s).ptr) {                                                                       \
+            PUT_KEY(o, first, lit);                                                          \
+            put_str(o, s);                                                                   \
+        }                                                                                    \
+    } while (0)
+
 /* The members build_fixed would make, written as put_members writes them,
  * without the nodes: the same bytes, for an event no dynamic field merges
  * into in a way that needs the tree (needs_tree false); the members they
@@ -1431,10 +1440,7 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev, tree *t)
     if (ev->app.ptr || has_pid) {
         bool first = true;
         PUT_LIT(o, ",\"process\":{");
-        if (ev->app.ptr) {
-            PUT_KEY(o, first, "name");
-            put_str(o, ev->app);
-        }
+        PUT_STR_MEMBER(o, first, "name", ev->app);
         if (has_pid) {
             PUT_KEY(o, first, "pid");
             put_i64(o, pid);
@@ -1466,22 +1472,10 @@ static void put_fixed(lsf_outbuf *o, const lsf_event *ev, tree *t)
             put_str(o, cstr(lsf_severity_name(ev->pri & 7)));
             put1(o, '}');
         }
-        if (ev->host.ptr) {
-            PUT_KEY(o, first, "hostname");
-            put_str(o, ev->host);
-        }
-        if (ev->app.ptr) {
-            PUT_KEY(o, first, "appname");
-            put_str(o, ev->app);
-        }
-        if (ev->procid.ptr) {
-            PUT_KEY(o, first, "procid");
-            put_str(o, ev->procid);
-        }
-        if (ev->msgid.ptr) {
-            PUT_KEY(o, first, "msgid");
-            put_str(o, ev->msgid);
-        }
+        PUT_STR_MEMBER(o, first, "hostname", ev->host);
+        PUT_STR_MEMBER(o, first, "appname", ev->app);
+        PUT_STR_MEMBER(o, first, "procid", ev->procid);
+        PUT_STR_MEMBER(o, first, "msgid", ev->msgid);
         if (ev->version > 0) {
             PUT_KEY(o, first, "version");
             put_i64(o, ev->version);
