@@ -1337,6 +1337,12 @@ static const struct {
 };
 enum { OBJ_EVENT, OBJ_HOST, OBJ_PROCESS, OBJ_LOG, N_OPEN_OBJECTS };
 
+/* Is name top-level name `lit` (n bytes), alone or followed by a dot? */
+static inline bool top_is(const char *p, uint32_t len, const char *lit, uint32_t n)
+{
+    return len >= n && !memcmp(p, lit, n) && (len == n || p[n] == '.');
+}
+
 /* Must the event go through the tree? Yes when a dynamic field is named
  * like a fixed leaf (@timestamp, message, tags), is a fixed object itself,
  * or is a fixed object's fixed member (or below one). A field below a fixed
@@ -1346,26 +1352,31 @@ static bool needs_tree(const lsf_event *ev)
 {
     for (uint32_t i = 0; i < ev->nfields; i++) {
         const char *p = ev->fields[i].name.ptr;
-        if (!p)
-            continue;
         uint32_t len = ev->fields[i].name.len;
-        const char *dot = memchr(p, '.', len);
-        uint32_t n = dot ? (uint32_t)(dot - p) : len;
-        if ((n == 7 && !memcmp(p, "message", 7)) || (n == 4 && !memcmp(p, "tags", 4)) ||
-            (n == 10 && !memcmp(p, "@timestamp", 10)))
-            return true;
-        for (int k = 0; k < N_OPEN_OBJECTS; k++) {
-            if (n != open_objects[k].len || memcmp(p, open_objects[k].name, n))
-                continue;
-            if (!dot)
-                return true;
-            const char *m = dot + 1, *e = p + len, *mdot = memchr(m, '.', (size_t)(e - m));
-            size_t mn = (size_t)((mdot ? mdot : e) - m);
-            for (int j = 0; j < 2 && open_objects[k].members[j]; j++)
-                if (mn == strlen(open_objects[k].members[j]) &&
-                    !memcmp(m, open_objects[k].members[j], mn))
-                    return true;
+        if (!p || !len)
+            continue;
+        int k;
+        switch (p[0]) { /* most names start with another letter: one test */
+        case '@': if (top_is(p, len, "@timestamp", 10)) return true; continue;
+        case 'm': if (top_is(p, len, "message", 7)) return true; continue;
+        case 't': if (top_is(p, len, "tags", 4)) return true; continue;
+        case 'e': k = OBJ_EVENT; break;
+        case 'h': k = OBJ_HOST; break;
+        case 'p': k = OBJ_PROCESS; break;
+        case 'l': k = OBJ_LOG; break;
+        default: continue;
         }
+        uint32_t n = open_objects[k].len;
+        if (!top_is(p, len, open_objects[k].name, n))
+            continue;
+        if (len == n)
+            return true; /* the object's own name as a leaf */
+        const char *m = p + n + 1, *e = p + len, *mdot = memchr(m, '.', (size_t)(e - m));
+        size_t mn = (size_t)((mdot ? mdot : e) - m);
+        for (int j = 0; j < 2 && open_objects[k].members[j]; j++)
+            if (mn == strlen(open_objects[k].members[j]) &&
+                !memcmp(m, open_objects[k].members[j], mn))
+                return true;
     }
     return false;
 }
