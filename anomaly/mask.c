@@ -20,15 +20,41 @@
  *     opened for user cyrus", "Failed password for root").
  *  4. Adjacent variables merge into one, so "(1.16 KB)"-style and list-like
  *     values of varying length do not change the token count.
+ * Limits: past 255 words the rest of the line (to its last non-space byte)
+ * is the 256th word, split only at the separators of rule 2; past
+ * LSF_MASK_MAX_TOKENS tokens every further token merges into the last one,
+ * which becomes a variable.
+ *
+ * How it runs (the output is what the rules above give, whatever the path):
+ * the line is classified once into four bit masks per 64 bytes (white
+ * space, separators, digits, slashes; SSE2 16 bytes at a time on x86-64, a
+ * table byte by byte elsewhere), and one left-to-right pass then finds
+ * words and pieces with count-trailing-zeros over those masks and answers
+ * "has a digit" / "has a slash" for a piece with a masked test, so bytes
+ * are looked at one by one only for the rare rules (brackets, punctuation,
+ * hex, URLs, user names, timestamps).
  *
  * Threads: pure function of its input.
  */
+#include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "anomaly/hash.h"
 #include "anomaly/template.h"
+#include "core/log.h"
 
-#define MAX_RAW 256
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC's straight-line vectoriser packs the token fields and the masks into
+ * SSE registers with more shuffles than the stores it saves. */
+#pragma GCC optimize("no-tree-slp-vectorize")
+#endif
+
+#define MAX_RAW 256        /* words; the last one takes the rest of the line */
+#define STACK_BLOCKS 64    /* masks of lines up to 4 KiB live on the stack */
+#define TOKEN_SEED 0x6c6f677369667421ULL
 
 enum {
     C_SPACE = 1, C_DELIM = 2, C_QUOTE = 4, C_DIGIT = 8, C_HEX = 16, C_PUNCT = 32, C_IDENT = 64,
@@ -67,21 +93,291 @@ __attribute__((constructor)) static void init_classes(void)
         cls[(unsigned char)*p] |= C_CLOSE;
 }
 
-typedef struct span {
-    uint32_t off, len;
-} span;
+/* ---- classification: four bit masks per 64 bytes --------------------------- */
 
-static bool word_is(const char *s, span w, const char *lit, size_t n)
+enum { M_SPACE, M_DELIM, M_DIGIT, M_SLASH, M_COUNT };
+
+/* Bit i of m[k] of block b: byte 64 * b + i is of class k. Bytes past the
+ * line's end read as white space, and the line always has a block past its
+ * last byte, so every piece or word ends inside the masks. */
+typedef struct blk {
+    uint64_t m[M_COUNT];
+} blk;
+
+#ifdef __SSE2__
+/* The four masks of the 16 bytes x, in the low 16 bits of each. */
+static inline __attribute__((always_inline)) void classify16(__m128i x, uint32_t *sp, uint32_t *dl,
+                                                             uint32_t *dg, uint32_t *sl)
 {
-    return w.len == n && memcmp(s + w.off, lit, n) == 0;
+    __m128i w = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')), /* and \t..\r: */
+                             _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(128 - 9)),
+                                            _mm_set1_epi8(-128 + 5)));
+    __m128i d = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(',')),
+                                          _mm_cmpeq_epi8(x, _mm_set1_epi8(';'))),
+                             _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('=')),
+                                          _mm_cmpeq_epi8(x, _mm_set1_epi8('|'))));
+    d = _mm_or_si128(d, _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                     _mm_cmpeq_epi8(x, _mm_set1_epi8('\''))));
+    __m128i g = _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8((char)(128 - '0'))),
+                               _mm_set1_epi8(-128 + 10));
+    *sp = (uint32_t)_mm_movemask_epi8(w);
+    *dl = (uint32_t)_mm_movemask_epi8(d);
+    *dg = (uint32_t)_mm_movemask_epi8(g);
+    *sl = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
 }
 
-/* One of the 3-letter names of list (day or month names: capital, then two
- * lower-case letters, which most words fail at once). */
-static inline bool in_list(const char *s, span w, const char *list)
+/* Chunk j (16 bytes) of a block: its masks shifted into place. */
+#define CHUNK(x, j)                                                                            \
+    do {                                                                                       \
+        uint32_t a_, b_, c_, d_;                                                               \
+        classify16((x), &a_, &b_, &c_, &d_);                                                   \
+        sp |= (uint64_t)a_ << (16 * (j));                                                      \
+        dl |= (uint64_t)b_ << (16 * (j));                                                      \
+        dg |= (uint64_t)c_ << (16 * (j));                                                      \
+        sl |= (uint64_t)d_ << (16 * (j));                                                      \
+    } while (0)
+
+static void classify(const unsigned char *s, uint32_t len, blk *out)
 {
-    const unsigned char *p = (const unsigned char *)s + w.off;
-    if (w.len != 3 || !(cls[p[0]] & C_UPPER) || !(cls[p[1]] & cls[p[2]] & C_LOWER))
+    uint32_t b = 0;
+    for (; b < len / 64; b++) { /* whole blocks */
+        const unsigned char *p = s + 64 * b;
+        uint64_t sp = 0, dl = 0, dg = 0, sl = 0;
+        CHUNK(_mm_loadu_si128((const __m128i *)p), 0);
+        CHUNK(_mm_loadu_si128((const __m128i *)(p + 16)), 1);
+        CHUNK(_mm_loadu_si128((const __m128i *)(p + 32)), 2);
+        CHUNK(_mm_loadu_si128((const __m128i *)(p + 48)), 3);
+        out[b].m[M_SPACE] = sp;
+        out[b].m[M_DELIM] = dl;
+        out[b].m[M_DIGIT] = dg;
+        out[b].m[M_SLASH] = sl;
+    }
+    /* the last block: whole chunks, then the rest (a 16-byte load that
+     * ends at the line's end, shifted down), then padding */
+    uint32_t o = 64 * b, r = len - o, j = 0;
+    uint64_t sp = 0, dl = 0, dg = 0, sl = 0;
+    for (; j + 16 <= r; j += 16) {
+        uint32_t a_, b_, c_, d_;
+        classify16(_mm_loadu_si128((const __m128i *)(s + o + j)), &a_, &b_, &c_, &d_);
+        sp |= (uint64_t)a_ << j;
+        dl |= (uint64_t)b_ << j;
+        dg |= (uint64_t)c_ << j;
+        sl |= (uint64_t)d_ << j;
+    }
+    if (j < r) {
+        uint32_t a_, b_, c_, d_, k = r - j; /* bytes left, 1..15 */
+        if (len >= 16) {
+            classify16(_mm_loadu_si128((const __m128i *)(s + len - 16)), &a_, &b_, &c_, &d_);
+            a_ >>= 16 - k, b_ >>= 16 - k, c_ >>= 16 - k, d_ >>= 16 - k;
+        } else {
+            unsigned char tmp[16] = {0};
+            memcpy(tmp, s, len);
+            classify16(_mm_loadu_si128((const __m128i *)tmp), &a_, &b_, &c_, &d_);
+            b_ &= (1u << k) - 1, c_ &= (1u << k) - 1, d_ &= (1u << k) - 1;
+        }
+        sp |= (uint64_t)a_ << j;
+        dl |= (uint64_t)b_ << j;
+        dg |= (uint64_t)c_ << j;
+        sl |= (uint64_t)d_ << j;
+    }
+    out[b].m[M_SPACE] = sp | ~0ULL << r; /* r < 64 */
+    out[b].m[M_DELIM] = dl;
+    out[b].m[M_DIGIT] = dg;
+    out[b].m[M_SLASH] = sl;
+}
+#undef CHUNK
+#else
+static void classify(const unsigned char *s, uint32_t len, blk *out)
+{
+    for (uint32_t b = 0; b <= len / 64; b++) {
+        uint64_t acc[M_COUNT] = {0, 0, 0, 0};
+        for (uint32_t j = 0; j < 64; j++) {
+            unsigned c = b * 64 + j < len ? cls[s[b * 64 + j]] : C_SPACE;
+            acc[M_SPACE] |= (uint64_t)((c & C_SPACE) != 0) << j;
+            acc[M_DELIM] |= (uint64_t)((c & C_DELIM) != 0) << j;
+            acc[M_DIGIT] |= (uint64_t)((c & C_DIGIT) != 0) << j;
+            acc[M_SLASH] |= (uint64_t)((c & C_SLASH) != 0) << j;
+        }
+        for (int k = 0; k < M_COUNT; k++)
+            out[b].m[k] = acc[k];
+    }
+}
+#endif
+
+/* First byte at or after i and before lim whose bit in mask k is set (clear
+ * when inv); lim when there is none. */
+static uint32_t next_bit(const blk *m, int k, bool inv, uint32_t i, uint32_t lim)
+{
+    while (i < lim) {
+        uint64_t w = inv ? ~m[i >> 6].m[k] : m[i >> 6].m[k];
+        w >>= i & 63;
+        if (w) {
+            i += (uint32_t)__builtin_ctzll(w);
+            return i < lim ? i : lim;
+        }
+        i = (i | 63) + 1;
+    }
+    return lim;
+}
+
+/* ---- the rules of one piece ------------------------------------------------ */
+
+#define GOLDEN 0x9e3779b97f4a7c15ULL /* lsf_hash64's constant */
+
+/* lsf_hash64(s + off, n, TOKEN_SEED), never 0: the general case. */
+static __attribute__((noinline)) uint64_t tok_hash_long(const unsigned char *s, uint32_t len,
+                                                        uint32_t off, uint32_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const unsigned char *p = s + off, *e = s + len;
+    uint64_t h = TOKEN_SEED ^ (GOLDEN * (n + 1)), v;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&v, p, 8);
+        h = lsf_mix64(h ^ v) + GOLDEN;
+    }
+    v = 0;
+    if (n) { /* the tail as one 8-byte load where the line allows it */
+        if (e - p >= 8) {
+            memcpy(&v, p, 8);
+        } else if (len >= 8) { /* the last 8 bytes of the line, shifted to p */
+            memcpy(&v, e - 8, 8);
+            v >>= 8 * (8 - (e - p));
+        } else {
+            for (uint32_t i = 0; i < n; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        }
+        v &= ~0ULL >> (64 - 8 * n);
+    }
+    h = lsf_mix64(h ^ v ^ ((uint64_t)n << 56));
+#else
+    uint64_t h = lsf_hash64(s + off, n, TOKEN_SEED);
+#endif
+    return h ? h : 1;
+}
+
+/* lsf_hash64's state before its last mix for n < 8 bytes, less the bytes. */
+#define SHORT_H(n) (TOKEN_SEED ^ (GOLDEN * ((n) + 1)) ^ ((uint64_t)(n) << 56))
+static const uint64_t short_h[8] = {SHORT_H(0), SHORT_H(1), SHORT_H(2), SHORT_H(3),
+                                    SHORT_H(4), SHORT_H(5), SHORT_H(6), SHORT_H(7)};
+static const uint64_t short_mask[8] = {0, 0xff, 0xffff, 0xffffff, 0xffffffffULL,
+                                       0xffffffffffULL, 0xffffffffffffULL, 0xffffffffffffffULL};
+
+/* lsf_hash64(s + off, n, TOKEN_SEED), never 0. The common token, shorter
+ * than 8 bytes with 8 bytes of line from its start, is one load and one
+ * mix. */
+static inline uint64_t tok_hash(const unsigned char *s, uint32_t len, uint32_t off, uint32_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n < 8 && len - off >= 8) {
+        uint64_t v;
+        memcpy(&v, s + off, 8);
+        uint64_t h = lsf_mix64(short_h[n] ^ (v & short_mask[n]));
+        return h ? h : 1;
+    }
+#endif
+    return tok_hash_long(s, len, off, n);
+}
+
+static bool all_of(const unsigned char *p, uint32_t a, uint32_t b, unsigned c)
+{
+    for (; a < b; a++)
+        if (!(cls[p[a]] & c))
+            return false;
+    return true;
+}
+
+static inline bool is_context(const unsigned char *p, uint32_t a, uint32_t b)
+{
+    return (b - a == 4 && p[a] == 'u' && p[a + 1] == 's' && p[a + 2] == 'e' && p[a + 3] == 'r') ||
+           (b - a == 3 && p[a] == 'f' && p[a + 1] == 'o' && p[a + 2] == 'r');
+}
+
+/* The rules for a piece without digits that is not all punctuation: path,
+ * URL, hex, a name after "user"/"for" (ctx). sl: it has a slash. */
+static bool variable_rare(const unsigned char *p, uint32_t a, uint32_t b, bool sl, bool ctx)
+{
+    if (sl) {
+        uint32_t i = a + 1;
+        if (p[a] == '/')
+            for (; i < b; i++)
+                if (p[i] == '/')
+                    return true;
+        for (i = a + 1; i + 1 < b; i++)
+            if (p[i] == '/' && p[i - 1] == ':' && p[i + 1] == '/')
+                return true;
+    }
+    if (b - a >= 8 && all_of(p, a, b, C_HEX))
+        return true;
+    return ctx && !(cls[p[a]] & C_DIGIT) && p[a] != '.' && p[a] != '-' && all_of(p, a, b, C_IDENT);
+}
+
+/* Is the piece [a, b) a variable? *vs, *ve: the token's text, brackets
+ * and trailing punctuation of a variable left out. */
+static inline __attribute__((always_inline)) bool decide(const unsigned char *p, uint32_t a,
+                                                         uint32_t b, bool dig, bool sl,
+                                                         bool after_eq, bool ctx, uint32_t *vs,
+                                                         uint32_t *ve)
+{
+    bool var = true, punct = false;
+    if (!dig) {
+        punct = (cls[p[a]] & C_PUNCT) && all_of(p, a + 1, b, C_PUNCT);
+        var = after_eq || punct || ((sl || b - a >= 8 || ctx) && variable_rare(p, a, b, sl, ctx));
+    }
+    if (var && !punct) { /* brackets and trailing punctuation stay text: "(uid=<*>)" */
+        while (a + 1 < b && (cls[p[a]] & C_OPEN))
+            a++;
+        while (b - 1 > a && (cls[p[b - 1]] & C_CLOSE))
+            b--;
+    }
+    *vs = a;
+    *ve = b;
+    return var;
+}
+
+/* ---- emitting -------------------------------------------------------------- */
+
+/* What emitting needs to carry from token to token (two registers). */
+typedef struct emitter {
+    uint32_t n;        /* tokens so far (out->n when done) */
+    uint32_t prev_end; /* where the last token ended: separators start here */
+} emitter;
+
+/* Emits the token [off, off + len) of the line s (line_len bytes); a
+ * variable merging into the previous one extends it to raw_end (brackets
+ * around the value included). */
+static inline __attribute__((always_inline)) void emit(emitter *e, lsf_masked *out,
+                                                       const unsigned char *s, uint32_t line_len,
+                                                       uint32_t off, uint32_t len,
+                                                       uint32_t raw_end, bool var)
+{
+    lsf_mtok *t = &out->tok[e->n];
+    if (e->n && ((var && t[-1].h == 0) || e->n == LSF_MASK_MAX_TOKENS)) {
+        /* merge into the previous variable (or, when out of slots, the last token) */
+        t[-1].len = raw_end - t[-1].off;
+        t[-1].h = 0;
+        e->prev_end = raw_end;
+        return;
+    }
+    e->n++;
+    t->off = off;
+    t->len = len;
+    t->sep_off = e->prev_end;
+    t->sep_len = off - e->prev_end;
+    t->h = var ? 0 : tok_hash(s, line_len, off, len);
+    e->prev_end = off + len;
+}
+
+/* ---- timestamps ------------------------------------------------------------ */
+
+typedef struct span {
+    uint32_t off, end;
+} span;
+
+/* One of the 3-letter names of list (day or month names). */
+static bool in_list(const unsigned char *s, span w, const char *list)
+{
+    const unsigned char *p = s + w.off;
+    if (w.end - w.off != 3 || !(cls[p[0]] & C_UPPER) || !(cls[p[1]] & cls[p[2]] & C_LOWER))
         return false;
     for (const char *q = list; *q; q += 3)
         if (p[0] == (unsigned char)q[0] && p[1] == (unsigned char)q[1] &&
@@ -90,215 +386,203 @@ static inline bool in_list(const char *s, span w, const char *list)
     return false;
 }
 
-static bool is_day(const char *s, span w)
+static bool is_day(const unsigned char *s, span w)
 {
     return in_list(s, w, "MonTueWedThuFriSatSun");
 }
 
-static bool is_month(const char *s, span w)
+static bool is_month(const unsigned char *s, span w)
 {
     return in_list(s, w, "JanFebMarAprMayJunJulAugSepOctNovDec");
 }
 
-static bool all_digits(const char *s, span w, uint32_t min, uint32_t max)
+static bool all_digits(const unsigned char *s, span w, uint32_t min, uint32_t max)
 {
-    if (w.len < min || w.len > max)
-        return false;
-    for (uint32_t i = 0; i < w.len; i++)
-        if (!(cls[(unsigned char)s[w.off + i]] & C_DIGIT))
-            return false;
-    return true;
+    uint32_t n = w.end - w.off;
+    return n >= min && n <= max && all_of(s, w.off, w.end, C_DIGIT);
 }
 
 /* hh:mm at the start of the word (seconds and fractions may follow). */
-static bool is_clock(const char *s, span w)
+static bool is_clock(const unsigned char *s, span w)
 {
-    const unsigned char *p = (const unsigned char *)s + w.off;
-    return w.len >= 5 && (cls[p[0]] & C_DIGIT) && (cls[p[1]] & C_DIGIT) && p[2] == ':' &&
+    const unsigned char *p = s + w.off;
+    return w.end - w.off >= 5 && (cls[p[0]] & C_DIGIT) && (cls[p[1]] & C_DIGIT) && p[2] == ':' &&
            (cls[p[3]] & C_DIGIT) && (cls[p[4]] & C_DIGIT);
 }
 
-/* What one pass over a piece (no delimiters inside) learns about it. */
-typedef struct piece_scan {
-    unsigned all, any;   /* classes every character has / some character has */
-    uint32_t slashes;
-    bool url;            /* "://" inside */
-} piece_scan;
-
-/* Scans the piece starting at i up to the next delimiter or `end`; returns
- * where it stops. */
-static inline uint32_t scan_piece(const char *s, uint32_t i, uint32_t end, piece_scan *ps)
+/* Where the last word of the line ends (the line has a non-space byte). */
+static uint32_t last_end(const unsigned char *s, uint32_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    unsigned all = ~0u, any = 0;
-    uint32_t start = i;
-    for (; i < end; i++) {
-        unsigned c = cls[p[i]];
-        if (c & C_DELIM)
-            break;
-        all &= c;
-        any |= c;
-        if (c & C_SLASH) {
-            ps->slashes++;
-            ps->url |= i > start && i + 1 < end && p[i - 1] == ':' && p[i + 1] == '/';
-        }
-    }
-    ps->all = all;
-    ps->any = any;
-    return i;
+    while (cls[s[len - 1]] & C_SPACE)
+        len--;
+    return len;
 }
 
-/* Is a piece a variable by its own content? */
-static bool variable_piece(const char *s, uint32_t off, uint32_t len, const piece_scan *ps)
+/* Word number idx, the first at or after pos; false when there is none. */
+static bool word_at(const unsigned char *s, const blk *m, uint32_t len, uint32_t pos, uint32_t idx,
+                    span *w)
 {
-    const unsigned char *p = (const unsigned char *)s + off;
-    if (ps->any & C_DIGIT)
-        return true;
-    if (ps->all & C_PUNCT)
-        return true;
-    if (p[0] == '/' && ps->slashes >= 2)
-        return true;
-    if (ps->url)
-        return true;
-    uint32_t hex_from = (len > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) ? 2 : 0;
-    if (len - hex_from >= 8) {
-        uint32_t i = hex_from;
-        while (i < len && (cls[p[i]] & C_HEX))
-            i++;
-        if (i == len)
-            return true;
-    }
-    return false;
-}
-
-static bool identifier(const char *s, uint32_t off, uint32_t len)
-{
-    const unsigned char *p = (const unsigned char *)s + off;
-    if (!len || (cls[p[0]] & C_DIGIT) || p[0] == '.' || p[0] == '-')
+    if (idx >= MAX_RAW)
         return false;
-    for (uint32_t i = 0; i < len; i++)
-        if (!(cls[p[i]] & C_IDENT))
-            return false;
+    w->off = next_bit(m, M_SPACE, true, pos, len);
+    if (w->off >= len)
+        return false;
+    w->end = idx == MAX_RAW - 1 ? last_end(s, len) : next_bit(m, M_SPACE, false, w->off, len);
     return true;
 }
 
-static inline bool context_word(const char *s, span w)
-{
-    return word_is(s, w, "user", 4) || word_is(s, w, "for", 3);
-}
+/* A timestamp run: where it ends (0: none) and the index of its last word. */
+typedef struct run {
+    uint32_t end, idx;
+} run;
 
-typedef struct emitter {
-    const char *s;
-    lsf_masked *out;
-    uint32_t prev_end; /* where the last token ended: separators start here */
-} emitter;
-
-/* Emits the token [off, off + len); a variable merging into the previous
- * one extends it to raw_end (brackets around the value included). */
-static inline __attribute__((always_inline)) void emit(emitter *e, uint32_t off, uint32_t len, uint32_t raw_end, bool var)
+/* The timestamp run starting at word idx, w (a capitalised 3-letter word). */
+static __attribute__((noinline)) run timestamp(const unsigned char *s, const blk *m, uint32_t len,
+                                               span w, uint32_t idx)
 {
-    lsf_masked *m = e->out;
-    lsf_mtok *last = m->n ? &m->tok[m->n - 1] : NULL;
-    if (last && ((var && last->h == 0) || m->n == LSF_MASK_MAX_TOKENS)) {
-        /* merge into the previous variable (or, when out of slots, the last token) */
-        last->len = raw_end - last->off;
-        last->h = 0;
-        e->prev_end = raw_end;
-        return;
-    } else {
-        lsf_mtok *t = &m->tok[m->n++];
-        t->off = off;
-        t->len = len;
-        t->sep_off = e->prev_end;
-        t->sep_len = off - e->prev_end;
-        if (var)
-            t->h = 0;
-        else {
-            uint64_t h = lsf_hash64(e->s + off, len, 0x6c6f677369667421ULL);
-            t->h = h ? h : 1;
-        }
+    uint32_t k = idx;
+    span j = w, x;
+    if (is_day(s, w) && word_at(s, m, len, w.end, k + 1, &x) && is_month(s, x)) {
+        j = x;
+        k++;
     }
-    e->prev_end = off + len;
+    if (!is_month(s, j) || !word_at(s, m, len, j.end, k + 1, &x) || !all_digits(s, x, 1, 2))
+        return (run){0, idx};
+    k++;
+    if (word_at(s, m, len, x.end, k + 1, &j) && is_clock(s, j)) {
+        x = j;
+        k++;
+    }
+    if (word_at(s, m, len, x.end, k + 1, &j) && all_digits(s, j, 4, 4)) {
+        x = j;
+        k++;
+    }
+    return (run){x.end, k};
 }
 
-/* Splits one white-space word into pieces at delimiters and emits them.
- * `prev` is the previous word (for the user/for rule). */
-static void emit_word(emitter *e, span w, span prev)
+/* ---- the scan -------------------------------------------------------------- */
+
+/* Emits the pieces of the word [ws, we), split at separators (the 256th
+ * word keeps its white space inside the pieces). ctx: the word before it
+ * is "user"/"for". */
+static __attribute__((noinline)) emitter split_word(emitter e, lsf_masked *out,
+                                                    const unsigned char *s, const blk *m,
+                                                    uint32_t len, uint32_t ws, uint32_t we,
+                                                    bool ctx)
 {
-    const char *s = e->s;
     bool after_eq = false;
-    uint32_t i = w.off, end = w.off + w.len;
-    while (i < end) {
-        unsigned c = cls[(unsigned char)s[i]];
+    uint32_t i = ws;
+    while (i < we) {
+        unsigned c = cls[s[i]];
         if (c & C_DELIM) {
             if (!((c & C_QUOTE) && after_eq))
                 after_eq = s[i] == '=';
             i++;
             continue;
         }
-        uint32_t start = i;
-        piece_scan ps = {0, 0, 0, false};
-        i = scan_piece(s, i, end, &ps);
-        uint32_t len = i - start;
-        span piece = {start, len};
-        bool var = after_eq || variable_piece(s, start, len, &ps) ||
-                   (context_word(s, prev) && !context_word(s, piece) && identifier(s, start, len));
-        uint32_t vs = start, ve = i;
-        bool only_punct = ps.all & C_PUNCT;
-        if (var && !only_punct) { /* brackets and trailing punctuation stay text: "(uid=<*>)" */
-            while (vs + 1 < ve && (cls[(unsigned char)s[vs]] & C_OPEN))
-                vs++;
-            while (ve - 1 > vs && (cls[(unsigned char)s[ve - 1]] & C_CLOSE))
-                ve--;
-        }
-        emit(e, vs, ve - vs, i, var);
+        uint32_t b = next_bit(m, M_DELIM, false, i, we), vs, ve;
+        bool dig = next_bit(m, M_DIGIT, false, i, b) < b;
+        bool sl = next_bit(m, M_SLASH, false, i, b) < b;
+        bool self = is_context(s, i, b);
+        bool var = decide(s, i, b, dig, sl, after_eq, ctx && !self, &vs, &ve);
+        emit(&e, out, s, len, vs, ve - vs, b, var);
+        ctx = self;
         after_eq = false;
-        prev = piece;
+        i = b;
     }
+    return e;
 }
 
-void lsf_mask_line(const char *s, size_t n, lsf_masked *out)
+/* Word edges: bytes where white space ends (a word starts) or begins (it
+ * ends) in block b, the byte before the line counting as white space. */
+static inline uint64_t block_edges(const blk *m, uint32_t b)
 {
-    span raw[MAX_RAW];
-    uint32_t nraw = 0;
+    uint64_t sp = m[b].m[M_SPACE];
+    return sp ^ (sp << 1 | (b ? m[b - 1].m[M_SPACE] >> 63 : 1));
+}
+
+/* The edges of the block of byte pos that come after it. */
+static inline uint64_t edges_after(const blk *m, uint32_t pos)
+{
+    return block_edges(m, pos >> 6) & ~((2ULL << (pos & 63)) - 1);
+}
+
+/* Where the word starting at ws ends when that is past its block. */
+static __attribute__((noinline)) uint32_t far_end(const blk *m, uint32_t ws, uint32_t len)
+{
+    return next_bit(m, M_SPACE, false, ws, len);
+}
+
+void lsf_mask_line(const char *str, size_t n, lsf_masked *out)
+{
     if (n > UINT32_MAX / 2)
         n = UINT32_MAX / 2;
-    uint32_t i = 0, len = (uint32_t)n;
-    while (i < len) {
-        while (i < len && (cls[(unsigned char)s[i]] & C_SPACE))
-            i++;
-        if (i >= len)
-            break;
-        uint32_t start = i;
-        while (i < len && !(cls[(unsigned char)s[i]] & C_SPACE))
-            i++;
-        if (nraw == MAX_RAW) /* the rest of the line joins the last word */
-            raw[nraw - 1].len = i - raw[nraw - 1].off;
-        else
-            raw[nraw++] = (span){start, i - start};
-    }
-    out->n = 0;
-    emitter e = {s, out, 0};
-    span none = {0, 0};
-    for (uint32_t r = 0; r < nraw;) {
-        uint32_t j = r;
-        if (is_day(s, raw[j]) && j + 1 < nraw && is_month(s, raw[j + 1]))
-            j++;
-        if (is_month(s, raw[j]) && j + 1 < nraw && all_digits(s, raw[j + 1], 1, 2)) {
-            uint32_t k = j + 2;
-            if (k < nraw && is_clock(s, raw[k]))
-                k++;
-            if (k < nraw && all_digits(s, raw[k], 4, 4))
-                k++;
-            uint32_t end = raw[k - 1].off + raw[k - 1].len;
-            emit(&e, raw[r].off, end - raw[r].off, end, true);
-            r = k;
-            continue;
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t len = (uint32_t)n, nb = len / 64 + 1;
+    blk stack_masks[STACK_BLOCKS], *m = stack_masks;
+    if (nb > STACK_BLOCKS && !(m = malloc(nb * sizeof(blk))))
+        lsf_die("out of memory masking a %u-byte line", len);
+    classify(s, len, m);
+    emitter e = {0, 0};
+    bool ctx = false;             /* the previous word is "user" or "for" */
+    uint32_t b = 0;               /* the block walked */
+    uint64_t t = block_edges(m, 0); /* its word edges not yet walked */
+    for (uint32_t r = 0;; r++) {  /* word number r */
+        while (!t) {
+            if (++b == nb)
+                goto done;
+            t = block_edges(m, b);
         }
-        emit_word(&e, raw[r], r ? raw[r - 1] : none);
-        r++;
+        uint64_t sb = t & -t; /* the word's start and end as bits */
+        t ^= sb;
+        uint32_t ws = b * 64 + (uint32_t)__builtin_ctzll(sb), we;
+        if (r == MAX_RAW - 1) { /* the 256th word: the rest of the line */
+            e = split_word(e, out, s, m, len, ws, last_end(s, len), ctx);
+            break;
+        }
+        uint64_t in = 0; /* the word's bytes, when it ends in its block */
+        if (t) {
+            uint64_t eb = t & -t;
+            t ^= eb;
+            we = b * 64 + (uint32_t)__builtin_ctzll(eb);
+            in = eb - sb;
+        } else {
+            we = far_end(m, ws, len);
+            b = we >> 6;
+            t = edges_after(m, we);
+        }
+        uint32_t wl = we - ws;
+        bool self = false;
+        if (wl - 3 <= 1) { /* a day or month name, "user", "for" */
+            if (wl == 3 && (cls[s[ws]] & C_UPPER)) {
+                run ts = timestamp(s, m, len, (span){ws, we}, r);
+                if (ts.end) {
+                    emit(&e, out, s, len, ws, ts.end - ws, ts.end, true);
+                    r = ts.idx;
+                    ctx = false; /* the run ends in digits */
+                    b = ts.end >> 6;
+                    t = edges_after(m, ts.end);
+                    continue;
+                }
+            }
+            self = is_context(s, ws, we);
+        }
+        const blk *k = &m[ws >> 6];
+        if (in && !(k->m[M_DELIM] & in)) { /* one piece */
+            uint32_t vs, ve;
+            bool var = decide(s, ws, we, k->m[M_DIGIT] & in, k->m[M_SLASH] & in, false,
+                              ctx && !self, &vs, &ve);
+            emit(&e, out, s, len, vs, ve - vs, we, var);
+        } else {
+            e = split_word(e, out, s, m, len, ws, we, ctx);
+        }
+        ctx = self;
     }
-    if (out->n == 0) {
+done:
+    if (m != stack_masks)
+        free(m);
+    out->n = e.n;
+    if (e.n == 0) {
         out->tok[0] = (lsf_mtok){len, 0, 0, len, 0};
         out->n = 1;
         e.prev_end = len;
