@@ -418,46 +418,41 @@ static uint32_t last_end(const unsigned char *s, uint32_t len)
     return len;
 }
 
-/* Word number idx, the first at or after pos; false when there is none. */
-static bool word_at(const unsigned char *s, const blk *m, uint32_t len, uint32_t pos, uint32_t idx,
-                    span *w)
+/* What the out-of-line paths need to know of the line. */
+typedef struct line {
+    const unsigned char *s;
+    const blk *m;
+    uint32_t len;
+    uint32_t last; /* where the 256th word starts (the rest of the line), or UINT32_MAX */
+    lsf_masked *out;
+} line;
+
+/* The first word at or after pos; false when there is none. */
+static bool word_at(const line *l, uint32_t pos, span *w)
 {
-    if (idx >= MAX_RAW)
+    w->off = next_bit(l->m, M_SPACE, true, pos, l->len);
+    if (w->off >= l->len)
         return false;
-    w->off = next_bit(m, M_SPACE, true, pos, len);
-    if (w->off >= len)
-        return false;
-    w->end = idx == MAX_RAW - 1 ? last_end(s, len) : next_bit(m, M_SPACE, false, w->off, len);
+    w->end = w->off == l->last ? last_end(l->s, l->len)
+                               : next_bit(l->m, M_SPACE, false, w->off, l->len);
     return true;
 }
 
-/* A timestamp run: where it ends (0: none) and the index of its last word. */
-typedef struct run {
-    uint32_t end, idx;
-} run;
-
-/* The timestamp run starting at word idx, w (a capitalised 3-letter word). */
-static __attribute__((noinline)) run timestamp(const unsigned char *s, const blk *m, uint32_t len,
-                                               span w, uint32_t idx)
+/* The end of the timestamp run that starts with w (a capitalised 3-letter
+ * word before the 256th), or 0 when none does. */
+static __attribute__((noinline)) uint32_t timestamp(const line *l, span w)
 {
-    uint32_t k = idx;
+    const unsigned char *s = l->s;
     span j = w, x;
-    if (is_day(s, w) && word_at(s, m, len, w.end, k + 1, &x) && is_month(s, x)) {
+    if (is_day(s, w) && word_at(l, w.end, &x) && is_month(s, x))
         j = x;
-        k++;
-    }
-    if (!is_month(s, j) || !word_at(s, m, len, j.end, k + 1, &x) || !all_digits(s, x, 1, 2))
-        return (run){0, idx};
-    k++;
-    if (word_at(s, m, len, x.end, k + 1, &j) && is_clock(s, j)) {
+    if (!is_month(s, j) || !word_at(l, j.end, &x) || !all_digits(s, x, 1, 2))
+        return 0;
+    if (word_at(l, x.end, &j) && is_clock(s, j))
         x = j;
-        k++;
-    }
-    if (word_at(s, m, len, x.end, k + 1, &j) && all_digits(s, j, 4, 4)) {
+    if (word_at(l, x.end, &j) && all_digits(s, j, 4, 4))
         x = j;
-        k++;
-    }
-    return (run){x.end, k};
+    return x.end;
 }
 
 /* ---- the scan -------------------------------------------------------------- */
@@ -465,11 +460,10 @@ static __attribute__((noinline)) run timestamp(const unsigned char *s, const blk
 /* Emits the pieces of the word [ws, we), split at separators (the 256th
  * word keeps its white space inside the pieces). ctx: the word before it
  * is "user"/"for". */
-static __attribute__((noinline)) emitter split_word(emitter e, lsf_masked *out,
-                                                    const unsigned char *s, const blk *m,
-                                                    uint32_t len, uint32_t ws, uint32_t we,
-                                                    bool ctx)
+static __attribute__((noinline)) emitter split_word(emitter e, const line *l, uint32_t ws,
+                                                    uint32_t we, bool ctx)
 {
+    const unsigned char *s = l->s;
     bool after_eq = false;
     uint32_t i = ws;
     while (i < we) {
@@ -480,16 +474,28 @@ static __attribute__((noinline)) emitter split_word(emitter e, lsf_masked *out,
             i++;
             continue;
         }
-        uint32_t b = next_bit(m, M_DELIM, false, i, we), vs, ve;
-        bool dig = next_bit(m, M_DIGIT, false, i, b) < b;
-        bool sl = next_bit(m, M_SLASH, false, i, b) < b;
+        uint32_t b = next_bit(l->m, M_DELIM, false, i, we), vs, ve;
+        bool dig = next_bit(l->m, M_DIGIT, false, i, b) < b;
+        bool sl = next_bit(l->m, M_SLASH, false, i, b) < b;
         bool self = is_context(s, i, b);
         bool var = decide(s, i, b, dig, sl, after_eq, ctx && !self, &vs, &ve);
-        emit(&e, out, s, len, vs, ve - vs, b, var);
+        emit(&e, l->out, s, l->len, vs, ve - vs, b, var);
         ctx = self;
         after_eq = false;
         i = b;
     }
+    return e;
+}
+
+/* Emits the word [ws, we), one piece (no separators, no digit), which
+ * the fast path did not take as a plain constant. sl: it has a slash; ctx:
+ * it follows "user"/"for" and is neither. */
+static __attribute__((noinline)) emitter one_piece(emitter e, const line *l, uint32_t ws,
+                                                   uint32_t we, bool sl, bool ctx)
+{
+    uint32_t vs, ve;
+    bool var = decide(l->s, ws, we, false, sl, false, ctx, &vs, &ve);
+    emit(&e, l->out, l->s, l->len, vs, ve - vs, we, var);
     return e;
 }
 
@@ -505,6 +511,23 @@ static inline uint64_t block_edges(const blk *m, uint32_t b)
 static inline uint64_t edges_after(const blk *m, uint32_t pos)
 {
     return block_edges(m, pos >> 6) & ~((2ULL << (pos & 63)) - 1);
+}
+
+/* Where the 256th word starts, or UINT32_MAX when the line has fewer. */
+static uint32_t word_256(const blk *m, uint32_t len)
+{
+    uint32_t left = MAX_RAW;
+    for (uint32_t b = 0; b <= len / 64; b++) {
+        uint64_t starts = block_edges(m, b) & ~m[b].m[M_SPACE];
+        uint32_t c = (uint32_t)__builtin_popcountll(starts);
+        if (c >= left) {
+            while (--left)
+                starts &= starts - 1;
+            return b * 64 + (uint32_t)__builtin_ctzll(starts);
+        }
+        left -= c;
+    }
+    return UINT32_MAX;
 }
 
 /* Where the word starting at ws ends when that is past its block. */
@@ -523,69 +546,118 @@ void lsf_mask_line(const char *str, size_t n, lsf_masked *out)
     if (nb > STACK_BLOCKS && !(m = malloc(nb * sizeof(blk))))
         lsf_die("out of memory masking a %u-byte line", len);
     classify(s, len, m);
-    emitter e = {0, 0};
-    bool ctx = false;             /* the previous word is "user" or "for" */
-    uint32_t b = 0;               /* the block walked */
+    /* 256 words take at least 511 bytes */
+    const line l = {s, m, len, len >= 2 * MAX_RAW - 1 ? word_256(m, len) : UINT32_MAX, out};
+    lsf_mtok *tk = out->tok;        /* the next token */
+    uint32_t prev_end = 0;          /* where the last token ended */
+    bool ctx = false;               /* the previous word is "user" or "for" */
+    uint32_t base = 0;              /* the block walked, as its first byte */
+    const blk *k = m;               /* and its masks */
     uint64_t t = block_edges(m, 0); /* its word edges not yet walked */
-    for (uint32_t r = 0;; r++) {  /* word number r */
+#define SLOW(call)                                                                             \
+    do {                                                                                       \
+        emitter e_ = {(uint32_t)(tk - out->tok), prev_end};                                    \
+        e_ = (call);                                                                           \
+        tk = out->tok + e_.n;                                                                  \
+        prev_end = e_.prev_end;                                                                \
+    } while (0)
+    for (;;) {
         while (!t) {
-            if (++b == nb)
+            if ((base += 64) > len)
                 goto done;
-            t = block_edges(m, b);
+            k++;
+            t = k->m[M_SPACE] ^ (k->m[M_SPACE] << 1 | k[-1].m[M_SPACE] >> 63);
         }
         uint64_t sb = t & -t; /* the word's start and end as bits */
         t ^= sb;
-        uint32_t ws = b * 64 + (uint32_t)__builtin_ctzll(sb), we;
-        if (r == MAX_RAW - 1) { /* the 256th word: the rest of the line */
-            e = split_word(e, out, s, m, len, ws, last_end(s, len), ctx);
+        uint32_t ws = base + (uint32_t)__builtin_ctzll(sb), we;
+        if (ws == l.last) { /* the 256th word: the rest of the line */
+            SLOW(split_word(e_, &l, ws, last_end(s, len), ctx));
             break;
         }
         uint64_t in = 0; /* the word's bytes, when it ends in its block */
         if (t) {
             uint64_t eb = t & -t;
             t ^= eb;
-            we = b * 64 + (uint32_t)__builtin_ctzll(eb);
+            we = base + (uint32_t)__builtin_ctzll(eb);
             in = eb - sb;
         } else {
             we = far_end(m, ws, len);
-            b = we >> 6;
+            base = we & ~63u;
+            k = &m[we >> 6];
             t = edges_after(m, we);
         }
-        uint32_t wl = we - ws;
+        unsigned c0 = cls[s[ws]];
         bool self = false;
-        if (wl - 3 <= 1) { /* a day or month name, "user", "for" */
-            if (wl == 3 && (cls[s[ws]] & C_UPPER)) {
-                run ts = timestamp(s, m, len, (span){ws, we}, r);
-                if (ts.end) {
-                    emit(&e, out, s, len, ws, ts.end - ws, ts.end, true);
-                    r = ts.idx;
+        if (we - ws - 3 <= 1) { /* a day or month name, "user", "for" */
+            if (we - ws == 3 && (c0 & C_UPPER)) {
+                uint32_t end = timestamp(&l, (span){ws, we});
+                if (end) {
+                    SLOW(({
+                        emit(&e_, out, s, len, ws, end - ws, end, true);
+                        e_;
+                    }));
                     ctx = false; /* the run ends in digits */
-                    b = ts.end >> 6;
-                    t = edges_after(m, ts.end);
+                    base = end & ~63u;
+                    k = &m[end >> 6];
+                    t = edges_after(m, end);
                     continue;
                 }
             }
             self = is_context(s, ws, we);
         }
-        const blk *k = &m[ws >> 6];
-        if (in && !(k->m[M_DELIM] & in)) { /* one piece */
-            uint32_t vs, ve;
-            bool var = decide(s, ws, we, k->m[M_DIGIT] & in, k->m[M_SLASH] & in, false,
-                              ctx && !self, &vs, &ve);
-            emit(&e, out, s, len, vs, ve - vs, we, var);
+        const blk *kw = &m[ws >> 6];
+        if (!in || (kw->m[M_DELIM] & in)) { /* pieces */
+            SLOW(split_word(e_, &l, ws, we, ctx));
+        } else if (kw->m[M_DIGIT] & in) { /* a variable */
+            uint32_t vs = ws, ve = we;
+            if ((c0 & C_OPEN) || (cls[s[we - 1]] & C_CLOSE)) {
+                while (vs + 1 < ve && (cls[s[vs]] & C_OPEN))
+                    vs++;
+                while (ve - 1 > vs && (cls[s[ve - 1]] & C_CLOSE))
+                    ve--;
+            }
+            if (tk != out->tok && (tk[-1].h == 0 || tk == out->tok + LSF_MASK_MAX_TOKENS)) {
+                tk[-1].len = we - tk[-1].off; /* merges into the last token */
+                tk[-1].h = 0;
+                prev_end = we;
+            } else {
+                tk->off = vs;
+                tk->len = ve - vs;
+                tk->sep_off = prev_end;
+                tk->sep_len = vs - prev_end;
+                tk->h = 0;
+                tk++;
+                prev_end = ve;
+            }
+        } else if (!(c0 & C_PUNCT) && !(kw->m[M_SLASH] & in) && !ctx &&
+                   (we - ws < 8 || !all_of(s, ws, we, C_HEX))) { /* a constant */
+            if (tk == out->tok + LSF_MASK_MAX_TOKENS) {
+                tk[-1].len = we - tk[-1].off;
+                tk[-1].h = 0;
+            } else {
+                tk->off = ws;
+                tk->len = we - ws;
+                tk->sep_off = prev_end;
+                tk->sep_len = ws - prev_end;
+                tk->h = tok_hash(s, len, ws, we - ws);
+                tk++;
+            }
+            prev_end = we;
         } else {
-            e = split_word(e, out, s, m, len, ws, we, ctx);
+            SLOW(one_piece(e_, &l, ws, we, kw->m[M_SLASH] & in, ctx && !self));
         }
         ctx = self;
     }
+#undef SLOW
 done:
     if (m != stack_masks)
         free(m);
-    out->n = e.n;
-    if (e.n == 0) {
+    out->n = (uint32_t)(tk - out->tok);
+    if (out->n == 0) {
         out->tok[0] = (lsf_mtok){len, 0, 0, len, 0};
         out->n = 1;
-        e.prev_end = len;
+        prev_end = len;
     }
-    out->trail_off = e.prev_end;
+    out->trail_off = prev_end;
 }
