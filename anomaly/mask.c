@@ -224,7 +224,9 @@ static uint32_t next_bit(const blk *m, int k, bool inv, uint32_t i, uint32_t lim
 
 #define GOLDEN 0x9e3779b97f4a7c15ULL /* lsf_hash64's constant */
 
-/* lsf_hash64(s + off, n, TOKEN_SEED), never 0: the general case. */
+/* lsf_hash64(s + off, n, TOKEN_SEED), never 0: the general case, for a
+ * token of the line s (len bytes). Its tail is one 8-byte load where the
+ * line allows it instead of a copy of up to 7 bytes. */
 static __attribute__((noinline)) uint64_t tok_hash_long(const unsigned char *s, uint32_t len,
                                                         uint32_t off, uint32_t n)
 {
@@ -236,7 +238,7 @@ static __attribute__((noinline)) uint64_t tok_hash_long(const unsigned char *s, 
         h = lsf_mix64(h ^ v) + GOLDEN;
     }
     v = 0;
-    if (n) { /* the tail as one 8-byte load where the line allows it */
+    if (n) {
         if (e - p >= 8) {
             memcpy(&v, p, 8);
         } else if (len >= 8) { /* the last 8 bytes of the line, shifted to p */
@@ -278,7 +280,7 @@ static inline uint64_t tok_hash(const unsigned char *s, uint32_t len, uint32_t o
     return tok_hash_long(s, len, off, n);
 }
 
-static bool all_of(const unsigned char *p, uint32_t a, uint32_t b, unsigned c)
+static inline bool all_of(const unsigned char *p, uint32_t a, uint32_t b, unsigned c)
 {
     for (; a < b; a++)
         if (!(cls[p[a]] & c))
@@ -425,6 +427,8 @@ typedef struct line {
     uint32_t len;
     uint32_t last; /* where the 256th word starts (the rest of the line), or UINT32_MAX */
     lsf_masked *out;
+    lsf_mtok *full; /* past the last token slot */
+    uint32_t stop;  /* the walk ends at min(len, last) */
 } line;
 
 /* The first word at or after pos; false when there is none. */
@@ -487,14 +491,13 @@ static __attribute__((noinline)) emitter split_word(emitter e, const line *l, ui
     return e;
 }
 
-/* Emits the word [ws, we), one piece (no separators, no digit), which
- * the fast path did not take as a plain constant. sl: it has a slash; ctx:
- * it follows "user"/"for" and is neither. */
+/* Emits the word [ws, we), one piece (no separators). dig, sl: it has a
+ * digit, a slash; ctx: it follows "user"/"for" and is neither. */
 static __attribute__((noinline)) emitter one_piece(emitter e, const line *l, uint32_t ws,
-                                                   uint32_t we, bool sl, bool ctx)
+                                                   uint32_t we, bool dig, bool sl, bool ctx)
 {
     uint32_t vs, ve;
-    bool var = decide(l->s, ws, we, false, sl, false, ctx, &vs, &ve);
+    bool var = decide(l->s, ws, we, dig, sl, false, ctx, &vs, &ve);
     emit(&e, l->out, l->s, l->len, vs, ve - vs, we, var);
     return e;
 }
@@ -507,10 +510,15 @@ static inline uint64_t block_edges(const blk *m, uint32_t b)
     return sp ^ (sp << 1 | (b ? m[b - 1].m[M_SPACE] >> 63 : 1));
 }
 
-/* The edges of the block of byte pos that come after it. */
-static inline uint64_t edges_after(const blk *m, uint32_t pos)
+/* The edges of the block of byte pos that come after it and before
+ * `last` (where the 256th word starts, which the walk leaves). */
+static inline uint64_t edges_after(const blk *m, uint32_t pos, uint32_t last)
 {
-    return block_edges(m, pos >> 6) & ~((2ULL << (pos & 63)) - 1);
+    uint64_t t = block_edges(m, pos >> 6) & ~((2ULL << (pos & 63)) - 1);
+    uint32_t base = pos & ~63u;
+    if (base + 64 > last)
+        t &= last > base ? (1ULL << (last - base)) - 1 : 0;
+    return t;
 }
 
 /* Where the 256th word starts, or UINT32_MAX when the line has fewer. */
@@ -530,10 +538,106 @@ static uint32_t word_256(const blk *m, uint32_t len)
     return UINT32_MAX;
 }
 
-/* Where the word starting at ws ends when that is past its block. */
-static __attribute__((noinline)) uint32_t far_end(const blk *m, uint32_t ws, uint32_t len)
+/* The walk over a line's words: where it is and what it has emitted. */
+typedef struct walk {
+    uint64_t t;        /* word edges not yet walked in the block at base */
+    uint32_t base;
+    uint32_t prev_end; /* where the last token ended */
+    lsf_mtok *tk;      /* the next token */
+    bool ctx;          /* the last word walked is "user" or "for" */
+} walk;
+
+/* Walks the words the fast path takes: inside their block, without
+ * separators, not a capitalised 3-letter word (a day or month name), and
+ * a plain variable (a digit, or a name after "user"/"for") or constant (no
+ * slash, no punctuation first, not hex). Returns false at the end of the
+ * line, true at a word it leaves to the caller (its start is the lowest
+ * edge in w->t). No calls inside, so the state stays in registers. */
+static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
 {
-    return next_bit(m, M_SPACE, false, ws, len);
+    const unsigned char *s = l->s;
+    uint32_t base = w->base, prev_end = w->prev_end;
+    lsf_mtok *tk = w->tk;
+    const blk *k = &l->m[base >> 6];
+    uint64_t t = w->t;
+    bool ctx = w->ctx;
+#define LEAVE(more)                                                                            \
+    do {                                                                                       \
+        *w = (walk){t, base, prev_end, tk, ctx};                                               \
+        return (more);                                                                         \
+    } while (0)
+    for (;;) {
+        while (!t) {
+            if ((base += 64) > l->stop)
+                LEAVE(false);
+            k++;
+            t = k->m[M_SPACE] ^ (k->m[M_SPACE] << 1 | k[-1].m[M_SPACE] >> 63);
+            if (base + 64 > l->last) /* the block of the 256th word: not past it */
+                t &= (1ULL << (l->last - base)) - 1;
+        }
+        uint64_t sb = t & -t, rest = t ^ sb; /* the word's start and end as bits */
+        if (!rest)
+            LEAVE(true);
+        uint64_t eb = rest & -rest, in = eb - sb; /* in: the word's bytes */
+        uint32_t ws = base + (uint32_t)__builtin_ctzll(sb);
+        uint32_t we = base + (uint32_t)__builtin_ctzll(eb);
+        if (k->m[M_DELIM] & in)
+            LEAVE(true);
+        unsigned c0 = cls[s[ws]];
+        bool self = false;
+        if (we - ws - 3 <= 1) { /* a day or month name, "user", "for" */
+            if (we - ws == 3 && (c0 & C_UPPER) && (cls[s[ws + 1]] & cls[s[ws + 2]] & C_LOWER))
+                LEAVE(true);
+            self = is_context(s, ws, we);
+        }
+        bool var = k->m[M_DIGIT] & in;
+        if (!var) {
+            if ((c0 & C_PUNCT) || (k->m[M_SLASH] & in) || (we - ws >= 8 && all_of(s, ws, we, C_HEX)))
+                LEAVE(true);
+            /* a user name: an identifier after "user"/"for" */
+            var = ctx && !self && !(c0 & C_DIGIT) && s[ws] != '.' && s[ws] != '-' &&
+                  all_of(s, ws, we, C_IDENT);
+        }
+        if (var) {
+            uint32_t vs = ws, ve = we;
+            if ((c0 & C_OPEN) || (cls[s[we - 1]] & C_CLOSE)) {
+                while (vs + 1 < ve && (cls[s[vs]] & C_OPEN))
+                    vs++;
+                while (ve - 1 > vs && (cls[s[ve - 1]] & C_CLOSE))
+                    ve--;
+            }
+            /* a token ends past 0, so prev_end says whether there is one */
+            if (prev_end && (tk[-1].h == 0 || tk == l->full)) {
+                tk[-1].len = we - tk[-1].off; /* merges into the last token */
+                tk[-1].h = 0;
+                prev_end = we;
+            } else {
+                tk->off = vs;
+                tk->len = ve - vs;
+                tk->sep_off = prev_end;
+                tk->sep_len = vs - prev_end;
+                tk->h = 0;
+                tk++;
+                prev_end = ve;
+            }
+        } else {
+            if (tk == l->full) {
+                tk[-1].len = we - tk[-1].off;
+                tk[-1].h = 0;
+            } else {
+                tk->off = ws;
+                tk->len = we - ws;
+                tk->sep_off = prev_end;
+                tk->sep_len = ws - prev_end;
+                tk->h = tok_hash(s, l->len, ws, we - ws);
+                tk++;
+            }
+            prev_end = we;
+        }
+        t = rest ^ eb;
+        ctx = self;
+    }
+#undef LEAVE
 }
 
 void lsf_mask_line(const char *str, size_t n, lsf_masked *out)
@@ -547,117 +651,61 @@ void lsf_mask_line(const char *str, size_t n, lsf_masked *out)
         lsf_die("out of memory masking a %u-byte line", len);
     classify(s, len, m);
     /* 256 words take at least 511 bytes */
-    const line l = {s, m, len, len >= 2 * MAX_RAW - 1 ? word_256(m, len) : UINT32_MAX, out};
-    lsf_mtok *tk = out->tok;        /* the next token */
-    uint32_t prev_end = 0;          /* where the last token ended */
-    bool ctx = false;               /* the previous word is "user" or "for" */
-    uint32_t base = 0;              /* the block walked, as its first byte */
-    const blk *k = m;               /* and its masks */
-    uint64_t t = block_edges(m, 0); /* its word edges not yet walked */
-#define SLOW(call)                                                                             \
-    do {                                                                                       \
-        emitter e_ = {(uint32_t)(tk - out->tok), prev_end};                                    \
-        e_ = (call);                                                                           \
-        tk = out->tok + e_.n;                                                                  \
-        prev_end = e_.prev_end;                                                                \
-    } while (0)
-    for (;;) {
-        while (!t) {
-            if ((base += 64) > len)
-                goto done;
-            k++;
-            t = k->m[M_SPACE] ^ (k->m[M_SPACE] << 1 | k[-1].m[M_SPACE] >> 63);
-        }
-        uint64_t sb = t & -t; /* the word's start and end as bits */
-        t ^= sb;
-        uint32_t ws = base + (uint32_t)__builtin_ctzll(sb), we;
-        if (ws == l.last) { /* the 256th word: the rest of the line */
-            SLOW(split_word(e_, &l, ws, last_end(s, len), ctx));
-            break;
-        }
+    uint32_t last = len >= 2 * MAX_RAW - 1 ? word_256(m, len) : UINT32_MAX;
+    const line l = {s, m, len, last, out, out->tok + LSF_MASK_MAX_TOKENS, last < len ? last : len};
+    walk w = {block_edges(m, 0), 0, 0, out->tok, false};
+    while (fast_walk(&w, &l)) { /* a word the fast walk leaves */
+        emitter e = {(uint32_t)(w.tk - out->tok), w.prev_end};
+        uint64_t sb = w.t & -w.t;
+        w.t ^= sb;
+        uint32_t ws = w.base + (uint32_t)__builtin_ctzll(sb), we;
         uint64_t in = 0; /* the word's bytes, when it ends in its block */
-        if (t) {
-            uint64_t eb = t & -t;
-            t ^= eb;
-            we = base + (uint32_t)__builtin_ctzll(eb);
+        if (w.t) {
+            uint64_t eb = w.t & -w.t;
+            w.t ^= eb;
+            we = w.base + (uint32_t)__builtin_ctzll(eb);
             in = eb - sb;
         } else {
-            we = far_end(m, ws, len);
-            base = we & ~63u;
-            k = &m[we >> 6];
-            t = edges_after(m, we);
+            we = next_bit(m, M_SPACE, false, ws, len);
+            w.base = we & ~63u;
+            w.t = edges_after(m, we, l.last);
         }
-        unsigned c0 = cls[s[ws]];
         bool self = false;
         if (we - ws - 3 <= 1) { /* a day or month name, "user", "for" */
-            if (we - ws == 3 && (c0 & C_UPPER)) {
-                uint32_t end = timestamp(&l, (span){ws, we});
-                if (end) {
-                    SLOW(({
-                        emit(&e_, out, s, len, ws, end - ws, end, true);
-                        e_;
-                    }));
-                    ctx = false; /* the run ends in digits */
-                    base = end & ~63u;
-                    k = &m[end >> 6];
-                    t = edges_after(m, end);
-                    continue;
-                }
+            uint32_t end;
+            if (we - ws == 3 && (cls[s[ws]] & C_UPPER) && (end = timestamp(&l, (span){ws, we}))) {
+                emit(&e, out, s, len, ws, end - ws, end, true);
+                w.tk = out->tok + e.n;
+                w.prev_end = e.prev_end;
+                w.ctx = false; /* the run ends in digits */
+                w.base = end & ~63u;
+                w.t = edges_after(m, end, l.last);
+                continue;
             }
             self = is_context(s, ws, we);
         }
-        const blk *kw = &m[ws >> 6];
-        if (!in || (kw->m[M_DELIM] & in)) { /* pieces */
-            SLOW(split_word(e_, &l, ws, we, ctx));
-        } else if (kw->m[M_DIGIT] & in) { /* a variable */
-            uint32_t vs = ws, ve = we;
-            if ((c0 & C_OPEN) || (cls[s[we - 1]] & C_CLOSE)) {
-                while (vs + 1 < ve && (cls[s[vs]] & C_OPEN))
-                    vs++;
-                while (ve - 1 > vs && (cls[s[ve - 1]] & C_CLOSE))
-                    ve--;
-            }
-            if (tk != out->tok && (tk[-1].h == 0 || tk == out->tok + LSF_MASK_MAX_TOKENS)) {
-                tk[-1].len = we - tk[-1].off; /* merges into the last token */
-                tk[-1].h = 0;
-                prev_end = we;
-            } else {
-                tk->off = vs;
-                tk->len = ve - vs;
-                tk->sep_off = prev_end;
-                tk->sep_len = vs - prev_end;
-                tk->h = 0;
-                tk++;
-                prev_end = ve;
-            }
-        } else if (!(c0 & C_PUNCT) && !(kw->m[M_SLASH] & in) && !ctx &&
-                   (we - ws < 8 || !all_of(s, ws, we, C_HEX))) { /* a constant */
-            if (tk == out->tok + LSF_MASK_MAX_TOKENS) {
-                tk[-1].len = we - tk[-1].off;
-                tk[-1].h = 0;
-            } else {
-                tk->off = ws;
-                tk->len = we - ws;
-                tk->sep_off = prev_end;
-                tk->sep_len = ws - prev_end;
-                tk->h = tok_hash(s, len, ws, we - ws);
-                tk++;
-            }
-            prev_end = we;
-        } else {
-            SLOW(one_piece(e_, &l, ws, we, kw->m[M_SLASH] & in, ctx && !self));
-        }
-        ctx = self;
+        const blk *k = &m[ws >> 6];
+        if (!in || (k->m[M_DELIM] & in))
+            e = split_word(e, &l, ws, we, w.ctx);
+        else
+            e = one_piece(e, &l, ws, we, k->m[M_DIGIT] & in, k->m[M_SLASH] & in, w.ctx && !self);
+        w.tk = out->tok + e.n;
+        w.prev_end = e.prev_end;
+        w.ctx = self;
     }
-#undef SLOW
-done:
+    if (last != UINT32_MAX && w.prev_end <= last) { /* the 256th word, unless a timestamp took it */
+        emitter e = {(uint32_t)(w.tk - out->tok), w.prev_end};
+        e = split_word(e, &l, last, last_end(s, len), w.ctx);
+        w.tk = out->tok + e.n;
+        w.prev_end = e.prev_end;
+    }
     if (m != stack_masks)
         free(m);
-    out->n = (uint32_t)(tk - out->tok);
+    out->n = (uint32_t)(w.tk - out->tok);
     if (out->n == 0) {
         out->tok[0] = (lsf_mtok){len, 0, 0, len, 0};
         out->n = 1;
-        prev_end = len;
+        w.prev_end = len;
     }
-    out->trail_off = prev_end;
+    out->trail_off = w.prev_end;
 }
