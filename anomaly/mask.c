@@ -575,10 +575,10 @@ static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
             if (base + 64 > l->last) /* the block of the 256th word: not past it */
                 t &= (1ULL << (l->last - base)) - 1;
         }
-        uint64_t sb = t & -t, rest = t ^ sb; /* the word's start and end as bits */
+        uint64_t rest = t & (t - 1), sb = t ^ rest; /* the word's start and end as bits */
         if (!rest)
             LEAVE(true);
-        uint64_t eb = rest & -rest, in = eb - sb; /* in: the word's bytes */
+        uint64_t after = rest & (rest - 1), eb = rest ^ after, in = eb - sb; /* in: its bytes */
         uint32_t ws = base + (uint32_t)__builtin_ctzll(sb);
         uint32_t we = base + (uint32_t)__builtin_ctzll(eb);
         if (k->m[M_DELIM] & in)
@@ -634,7 +634,7 @@ static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
             }
             prev_end = we;
         }
-        t = rest ^ eb;
+        t = after;
         ctx = self;
     }
 #undef LEAVE
