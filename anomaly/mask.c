@@ -581,8 +581,14 @@ static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
         uint64_t after = rest & (rest - 1), eb = rest ^ after, in = eb - sb; /* in: its bytes */
         uint32_t ws = base + (uint32_t)__builtin_ctzll(sb);
         uint32_t we = base + (uint32_t)__builtin_ctzll(eb);
-        if (k->m[M_DELIM] & in)
-            LEAVE(true);
+        if (k->m[M_DELIM] & in) { /* pieces ("user" and "for" have none) */
+            emitter e = split_word((emitter){(uint32_t)(tk - l->out->tok), prev_end}, l, ws, we, ctx);
+            tk = l->out->tok + e.n;
+            prev_end = e.prev_end;
+            ctx = false;
+            t = after;
+            continue;
+        }
         unsigned c0 = cls[s[ws]];
         bool self = false;
         if (we - ws - 3 <= 1) { /* a day or month name, "user", "for" */
@@ -592,8 +598,15 @@ static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
         }
         bool var = k->m[M_DIGIT] & in;
         if (!var) {
-            if ((c0 & C_PUNCT) || (k->m[M_SLASH] & in) || (we - ws >= 8 && all_of(s, ws, we, C_HEX)))
-                LEAVE(true);
+            if ((c0 & C_PUNCT) || (k->m[M_SLASH] & in) || (we - ws >= 8 && all_of(s, ws, we, C_HEX))) {
+                emitter e = one_piece((emitter){(uint32_t)(tk - l->out->tok), prev_end}, l, ws, we,
+                                      false, k->m[M_SLASH] & in, ctx && !self);
+                tk = l->out->tok + e.n;
+                prev_end = e.prev_end;
+                ctx = self;
+                t = after;
+                continue;
+            }
             /* a user name: an identifier after "user"/"for" */
             var = ctx && !self && !(c0 & C_DIGIT) && s[ws] != '.' && s[ws] != '-' &&
                   all_of(s, ws, we, C_IDENT);
