@@ -25,14 +25,23 @@
  * LSF_MASK_MAX_TOKENS tokens every further token merges into the last one,
  * which becomes a variable.
  *
- * How it runs (the output is what the rules above give, whatever the path):
- * the line is classified once into four bit masks per 64 bytes (white
- * space, separators, digits, slashes; SSE2 16 bytes at a time on x86-64, a
- * table byte by byte elsewhere), and one left-to-right pass then finds
- * words and pieces with count-trailing-zeros over those masks and answers
- * "has a digit" / "has a slash" for a piece with a masked test, so bytes
- * are looked at one by one only for the rare rules (brackets, punctuation,
- * hex, URLs, user names, timestamps).
+ * How it runs (the output is exactly what the rules above give on every
+ * path; template ids are hashes of it): the line is classified once into
+ * four bit masks per 64-byte block - white space, separators, digits,
+ * slashes - 16 bytes at a time with SSE2 on x86-64, byte by byte through
+ * the class table elsewhere. Word edges (where white space ends or begins)
+ * come off a block's edge mask two lowest set bits at a time, and a word's
+ * bytes are the end bit minus the start bit, so "has a separator / a digit
+ * / a slash" is one AND each. fast_walk, a loop with no calls on its common
+ * path, emits the words that decide from that and their first and last
+ * bytes: a variable with a digit, a plain constant (hashed with one 8-byte
+ * load where the line allows it), a user name after "user"/"for"; it calls
+ * out of line for words with separators and for paths, URLs, punctuation
+ * and hex, and leaves to its caller a word across blocks, a possible start
+ * of a timestamp and the 256th word. Per word that is about half the
+ * instructions of the byte-by-byte scan it replaced (benchmarks/RESULTS.md);
+ * what remains is mostly the per-word bookkeeping and the token hash, which
+ * must stay lsf_hash64 of the token's bytes.
  *
  * Threads: pure function of its input.
  */
@@ -547,12 +556,15 @@ typedef struct walk {
     bool ctx;          /* the last word walked is "user" or "for" */
 } walk;
 
-/* Walks the words the fast path takes: inside their block, without
- * separators, not a capitalised 3-letter word (a day or month name), and
- * a plain variable (a digit, or a name after "user"/"for") or constant (no
- * slash, no punctuation first, not hex). Returns false at the end of the
- * line, true at a word it leaves to the caller (its start is the lowest
- * edge in w->t). No calls inside, so the state stays in registers. */
+/* Walks the words of the line that end in their 64-byte block and are not
+ * the 256th nor a possible first word of a timestamp (a capitalised 3-letter
+ * word with two lower-case letters), emitting their tokens: inline for a
+ * word that is a variable by its digits or as a user name, or a plain
+ * constant; through split_word and one_piece for a word with separators
+ * and a path, URL, punctuation-first or hex word. Returns false at the end
+ * of the walk, true at a word it leaves to the caller (its start is the
+ * lowest edge in w->t). The common path makes no calls, so its state stays
+ * in registers. */
 static __attribute__((noinline)) bool fast_walk(walk *w, const line *l)
 {
     const unsigned char *s = l->s;
