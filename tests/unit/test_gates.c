@@ -79,6 +79,20 @@ static const char *classify(lsf_ruleset *rs, lsf_batch *b, const char *line)
     return r >= 0 ? lsf_ruleset_rule_id(rs, (size_t)r) : NULL;
 }
 
+/* Each line classifies as its expected rule id (NULL: none) by ruleset a,
+ * and b agrees with a on every line. */
+static void expect_classes(lsf_ruleset *a, lsf_batch *ba, lsf_ruleset *b, lsf_batch *bb,
+                           const char *const (*lines)[2], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *ga = classify(a, ba, lines[i][0]), *gb = classify(b, bb, lines[i][0]);
+        if ((ga == NULL) != (lines[i][1] == NULL) || (ga && strcmp(ga, lines[i][1]) != 0))
+            fail_msg("'%s': got %s, want %s", lines[i][0], ga ? ga : "none",
+                     lines[i][1] ? lines[i][1] : "none");
+        assert_true((ga == NULL) == (gb == NULL) && (!ga || strcmp(ga, gb) == 0));
+    }
+}
+
 static const lsf_rule *rule_by_id(const lsf_ruleset *rs, const char *id)
 {
     for (size_t i = 0; i < rs->nrules; i++)
@@ -177,13 +191,7 @@ static void test_sharpened_rules(void **state)
         {"GET /adm 200", "s.r0"},       {"POST /admin 200", NULL},
     };
     lsf_batch *ba = lsf_batch_new(2), *bb = lsf_batch_new(2);
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        const char *ga = classify(a, ba, lines[i][0]), *gb = classify(b, bb, lines[i][0]);
-        if ((ga == NULL) != (lines[i][1] == NULL) || (ga && strcmp(ga, lines[i][1]) != 0))
-            fail_msg("'%s': got %s, want %s", lines[i][0], ga ? ga : "none",
-                     lines[i][1] ? lines[i][1] : "none");
-        assert_true((ga == NULL) == (gb == NULL) && (!ga || strcmp(ga, gb) == 0));
-    }
+    expect_classes(a, ba, b, bb, lines, sizeof(lines) / sizeof(lines[0]));
     /* the probe rule is no candidate of a line without its words, and is
      * one, once, with two of them */
     uint32_t out[16];
@@ -241,13 +249,7 @@ static void test_any_literal_rules(void **state)
         {"disk fine", NULL},
     };
     lsf_batch *ba = lsf_batch_new(2), *bb = lsf_batch_new(2);
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        const char *ga = classify(a, ba, lines[i][0]), *gb = classify(b, bb, lines[i][0]);
-        if ((ga == NULL) != (lines[i][1] == NULL) || (ga && strcmp(ga, lines[i][1]) != 0))
-            fail_msg("'%s': got %s, want %s", lines[i][0], ga ? ga : "none",
-                     lines[i][1] ? lines[i][1] : "none");
-        assert_true((ga == NULL) == (gb == NULL) && (!ga || strcmp(ga, gb) == 0));
-    }
+    expect_classes(a, ba, b, bb, lines, sizeof(lines) / sizeof(lines[0]));
     lsf_batch_free(ba);
     lsf_batch_free(bb);
     lsf_ruleset_unref(a);
