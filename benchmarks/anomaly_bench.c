@@ -19,11 +19,18 @@
  * sequence numbers as the pipeline gives them (the stage takes its shard
  * tickets in that order).
  *
+ * With -f FILE the stage's traffic is instead a file of gen.c's syslog lines
+ * (--mix app): its first half is the warm-up, its second half is measured,
+ * with the detectors on gen.c's field names, so the figure is the in-process
+ * twin of benchmarks/stagecost.py --stage anomaly --warm.
+ *
  * Usage: anomaly_bench [-n LINES] [-r ROUNDS] [-k KEYS] [-t REPEAT] [-e EVENTS_PER_S]
+ *                      [-d DETECTOR] [-f GEN_TRAFFIC]
  * Exit status: 0 when the miner reaches 1,000,000 lines/s and the stage keeps
  * >= 70% of the lines/s without it; 1 otherwise; 2 on a setup error.
  * Threads: single-threaded.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -211,6 +218,32 @@ typedef struct run {
 } run;
 
 static const char *only; /* -d: one detector of the four (to see what each costs) */
+static bool from_file;   /* -f: gen.c's syslog traffic, whose fields have other names */
+
+/* -f FILE: the first half of the file's lines is the warm-up, the second
+ * half the measured pass (gen.c --mix app: its event times continue). */
+static void load_traffic(const char *path, lines *warm, lines *tr)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die(path, strerror(errno));
+    lines all = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0)
+        push(&all, line, (size_t)(line[n - 1] == '\n' ? n - 1 : n));
+    free(line);
+    fclose(f);
+    if (all.count < 2)
+        die(path, "fewer than two lines");
+    for (size_t i = 0; i < all.count; i++) {
+        push(i < all.count / 2 ? warm : tr, all.v[i], all.n[i]);
+        free(all.v[i]);
+    }
+    free(all.v);
+    free(all.n);
+}
 
 static void run_open(run *r, bool with)
 {
@@ -219,14 +252,20 @@ static void run_open(run *r, bool with)
         "      - {name: latency, type: numeric, by: [host.name], field: duration}\n",
         "      - {name: users, type: new_value, by: [host.name], field: user.name}\n",
         "      - {name: messages, type: rare_template, by: [host.name]}\n"};
+    static const char *const gen_dets[] = {
+        "      - {name: rate, type: rate, by: [host.name], interval: 1m}\n",
+        "      - {name: latency, type: numeric, by: [host.name], field: duration_ms}\n",
+        "      - {name: users, type: new_value, by: [host.name], field: user_id}\n",
+        "      - {name: messages, type: rare_template, by: [host.name]}\n"};
+    const char *const *d = from_file ? gen_dets : dets;
     char yaml[2048];
     int k = snprintf(yaml, sizeof(yaml),
                      "workers: 1\nlog_level: warn\ninputs: [{type: stdin, format: json}]\n"
                      "sinks: [{type: stdout}]\ntransforms:\n"
                      "  - type: anomaly\n    snapshot: \"\"\n    detectors:\n");
     for (int i = 0; i < 4; i++)
-        if (!only || strstr(dets[i], only))
-            k += snprintf(yaml + k, sizeof(yaml) - (size_t)k, "%s", dets[i]);
+        if (!only || strstr(d[i], only))
+            k += snprintf(yaml + k, sizeof(yaml) - (size_t)k, "%s", d[i]);
     lsf_errbuf err;
     if (!(r->root = lsf_yaml_load_string("bench.yaml", yaml, &err)) ||
         !(r->p = lsf_pipeline_new(r->root, &err)) || lsf_pipeline_check(r->p, &err) < 0)
@@ -260,7 +299,7 @@ static int64_t arrival_ns;
 static double pass(run *r, const lines *L, lsf_batch *b, lsf_outbuf *o, double *stage_s,
                    uint64_t *seqp, bool measured)
 {
-    lsf_parse_opts po = {.tz_mode = LSF_TZ_UTC};
+    lsf_parse_opts po = {.tz_mode = LSF_TZ_UTC, .body_json = from_file};
     uint64_t seq = *seqp;
     *stage_s = 0;
     double t0 = cpu_s();
@@ -294,7 +333,8 @@ int main(int argc, char **argv)
 {
     long nlines = 1000000, keys = 100000, eps = 20000;
     int rounds = 3, repeat = 20, opt;
-    while ((opt = getopt(argc, argv, "n:r:k:t:e:d:")) != -1) {
+    const char *traffic = NULL;
+    while ((opt = getopt(argc, argv, "n:r:k:t:e:d:f:")) != -1) {
         if (opt == 'n')
             nlines = atol(optarg);
         else if (opt == 'r')
@@ -307,9 +347,11 @@ int main(int argc, char **argv)
             eps = atol(optarg);
         else if (opt == 'd')
             only = optarg;
+        else if (opt == 'f')
+            traffic = optarg;
         else {
             fprintf(stderr, "usage: anomaly_bench [-n LINES] [-r ROUNDS] [-k KEYS] [-t REPEAT] "
-                            "[-e EVENTS_PER_S]\n");
+                            "[-e EVENTS_PER_S] [-d DETECTOR] [-f GEN_TRAFFIC]\n");
             return 2;
         }
     }
@@ -348,8 +390,14 @@ int main(int argc, char **argv)
 
     /* 2. the stage */
     lines warm = {0}, tr = {0};
-    make_traffic(&warm, nlines, keys, 1700000000, eps);
-    make_traffic(&tr, nlines, keys, 1700000000 + nlines / eps + 1, eps);
+    from_file = traffic != NULL;
+    if (traffic) {
+        load_traffic(traffic, &warm, &tr);
+        nlines = (long)tr.count;
+    } else {
+        make_traffic(&warm, nlines, keys, 1700000000, eps);
+        make_traffic(&tr, nlines, keys, 1700000000 + nlines / eps + 1, eps);
+    }
     lsf_batch *b = lsf_batch_new(BATCH);
     lsf_outbuf o;
     lsf_outbuf_init(&o);
@@ -378,10 +426,16 @@ int main(int argc, char **argv)
         }
     double lw = (double)nlines / best_without, la = (double)nlines / best_with;
     double ratio = la / lw;
-    printf("anomaly stage: %ld JSON lines after %ld of warm-up, %ld hosts (%llu keys per detector), "
-           "%s, %ld events per second of event time\n",
-           nlines, nlines, keys, (unsigned long long)new_keys / (unsigned long long)rounds,
-           only ? only : "4 detectors", eps);
+    if (traffic)
+        printf("anomaly stage: the second %ld lines of %s after the first as warm-up "
+               "(%llu keys per detector), %s\n",
+               nlines, traffic, (unsigned long long)new_keys / (unsigned long long)rounds,
+               only ? only : "4 detectors");
+    else
+        printf("anomaly stage: %ld JSON lines after %ld of warm-up, %ld hosts (%llu keys per "
+               "detector), %s, %ld events per second of event time\n",
+               nlines, nlines, keys, (unsigned long long)new_keys / (unsigned long long)rounds,
+               only ? only : "4 detectors", eps);
     printf("  parse -> JSON:           %10.0f lines/s\n", lw);
     printf("  parse -> anomaly -> JSON: %9.0f lines/s  (the stage alone: %.0f lines/s, "
            "%.2f us/line; %llu events annotated per pass)\n",

@@ -331,7 +331,26 @@ def perf_stop(perf):
         perf.wait(60)
 
 
-def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=None):
+def warm_up(port, out, warmup, timeout=300):
+    """Sends the warm-up traffic and waits until all of it is written; returns
+    the output's byte offset after it (the measured run counts from there)."""
+    subprocess.run([os.path.join(os.environ["BENCH_TOOLS"], "blast"), f"127.0.0.1:{port}",
+                    warmup["path"]], check=True, capture_output=True, timeout=timeout)
+    count, off, t0 = 0, 0, time.monotonic()
+    while count < warmup["lines"]:
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"warm-up: {count:,} of {warmup['lines']:,} lines written")
+        time.sleep(0.05)
+        if os.path.exists(out):
+            n, off = count_newlines(out, off)
+            count += n
+    return off
+
+
+def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=None,
+            warmup=None):
+    """One measured run. With warmup (an input like inp), the daemon first takes
+    that traffic untimed, so the run measures a process that has seen it."""
     wd = tempfile.mkdtemp(prefix=f"{system}-{scn.key}-{run_idx}-", dir=tmp)
     out = os.path.join(wd, "out.log")
     res = {"system": system, "scenario": scn.key, "run": run_idx, "lines_in": inp["lines"],
@@ -340,12 +359,13 @@ def run_one(system, scn, inp, tmp, run_idx, rules_paths, idle_timeout, profile=N
     try:
         d.wait_ready()
         pid = d.proc.pid
+        off = warm_up(d.port, out, warmup) if warmup else 0
         perf = perf_start(pid, profile)
         cpu0 = cpu_seconds(pid)
         blast = subprocess.Popen([os.path.join(os.environ["BENCH_TOOLS"], "blast"),
                                   f"127.0.0.1:{d.port}", inp["path"]],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        count, off, last_size, stable = 0, 0, -1, 0
+        count, last_size, stable = 0, -1, 0
         last_growth = time.monotonic()
         t_start = last_growth
         expected = inp["lines"]
