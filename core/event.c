@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "numtext.h"
 
 lsf_batch *lsf_batch_new(uint32_t cap)
 {
@@ -199,8 +200,7 @@ void lsf_event_add_tag(lsf_batch *b, lsf_event *ev, lsf_str tag)
 
 static bool num_str(char *scratch, int64_t v, lsf_str *out)
 {
-    int n = snprintf(scratch, 32, "%" PRId64, v);
-    *out = lsf_str_make(scratch, (size_t)n);
+    *out = lsf_str_make(scratch, (size_t)(lsf_i64_text(scratch, v) - scratch));
     return true;
 }
 

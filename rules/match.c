@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/numtext.h"
 #include "rules/rules_int.h"
 
 #define TIME_SAMPLE_MASK 7u /* time one evaluation in 8 */
@@ -64,7 +65,7 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
             *out = fd->v.s;
             return true;
         case LSF_T_INT:
-            *out = lsf_str_make(scratch, (size_t)snprintf(scratch, 32, "%lld", (long long)fd->v.i));
+            *out = lsf_str_make(scratch, (size_t)(lsf_i64_text(scratch, fd->v.i) - scratch));
             return true;
         case LSF_T_FLOAT:
             *out = lsf_str_make(scratch, (size_t)snprintf(scratch, 32, "%.17g", fd->v.f));

@@ -79,6 +79,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/numtext.h"
 
 #define MAX_DEPTH 16     /* levels a dotted name is split into */
 #define STACK_NODES 128  /* tree nodes on the stack; more falls back to malloc */
@@ -411,54 +412,14 @@ void lsf_json_write_string(lsf_outbuf *o, const char *s, size_t n)
 
 /* ---- numbers and time --------------------------------------------------- */
 
-static const char digits2[200] = "00010203040506070809101112131415161718192021222324"
-                                 "25262728293031323334353637383940414243444546474849"
-                                 "50515253545556575859606162636465666768697071727374"
-                                 "75767778798081828384858687888990919293949596979899";
-
-static const uint64_t pow10_u64[20] = {
-    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
-    1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
-    100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
-    1000000000000000000ull, 10000000000000000000ull,
-};
-
-/* Writes v's digits at d, two at a time from the end; returns the new end. */
-static char *u64_text(char *d, uint64_t v)
-{
-    unsigned n = 1;
-    while (n < 20 && v >= pow10_u64[n])
-        n++;
-    char *e = d + n, *p = e;
-    while (v >= 100) {
-        p -= 2;
-        memcpy(p, digits2 + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, digits2 + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    return e;
-}
-
 static void put_i64(lsf_outbuf *o, int64_t v)
 {
-    char *d = room(o, 24);
-    if (v < 0) {
-        *d++ = '-';
-        d = u64_text(d, (uint64_t)0 - (uint64_t)v);
-    } else {
-        d = u64_text(d, (uint64_t)v);
-    }
-    o->len = (size_t)(d - o->buf);
+    o->len = (size_t)(lsf_i64_text(room(o, 24), v) - o->buf);
 }
 
 static inline char *two(char *d, unsigned v)
 {
-    memcpy(d, digits2 + 2 * v, 2);
+    memcpy(d, lsf_digits2 + 2 * v, 2);
     return d + 2;
 }
 
@@ -595,10 +556,10 @@ static char *f64_short(char *d, double v)
     if (v < 0)
         *d++ = '-';
     if (!k)
-        return u64_text(d, m);
-    d = u64_text(d, m / pow10_u64[k]);
+        return lsf_u64_text(d, m);
+    d = lsf_u64_text(d, m / lsf_pow10_u64[k]);
     *d++ = '.';
-    uint64_t frac = m % pow10_u64[k];
+    uint64_t frac = m % lsf_pow10_u64[k];
     for (int i = k - 1; i >= 0; i--) {
         d[i] = (char)('0' + frac % 10);
         frac /= 10;
