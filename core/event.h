@@ -39,31 +39,30 @@ static inline lsf_str lsf_str_make(const char *p, size_t n)
 {
     return (lsf_str){p, (uint32_t)n};
 }
+/* Whether p and q (n bytes each, w <= n <= 2w) agree: their first and last
+ * w bytes, two overlapping loads a side. w is a constant where it is used. */
+static inline __attribute__((always_inline)) bool lsf_ends_eq(const char *p, const char *q,
+                                                              uint32_t n, size_t w)
+{
+    uint64_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    memcpy(&x0, p, w);
+    memcpy(&y0, q, w);
+    memcpy(&x1, p + n - w, w);
+    memcpy(&y1, q + n - w, w);
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+}
 /* Field names are short and compared often (finding a field, merging JSON
- * members): up to 16 bytes, two overlapping loads per side decide without
- * a memcmp call. */
+ * members): up to 16 bytes they are decided without a memcmp call. */
 static inline bool lsf_str_eq(lsf_str a, lsf_str b)
 {
     if (a.len != b.len)
         return false;
     const char *p = a.ptr, *q = b.ptr;
     uint32_t n = a.len;
-    if (n >= 8 && n <= 16) {
-        uint64_t x0, y0, x1, y1;
-        memcpy(&x0, p, 8);
-        memcpy(&y0, q, 8);
-        memcpy(&x1, p + n - 8, 8);
-        memcpy(&y1, q + n - 8, 8);
-        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t x0, y0, x1, y1;
-        memcpy(&x0, p, 4);
-        memcpy(&y0, q, 4);
-        memcpy(&x1, p + n - 4, 4);
-        memcpy(&y1, q + n - 4, 4);
-        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
+    if (n >= 8 && n <= 16)
+        return lsf_ends_eq(p, q, n, 8);
+    if (n >= 4 && n < 8)
+        return lsf_ends_eq(p, q, n, 4);
     if (n < 4) /* 0 to 3 bytes: the first, middle and last cover them */
         return n == 0 || (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
     return memcmp(p, q, n) == 0;
