@@ -114,15 +114,17 @@ fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/liblogsift.a
 	@mkdir -p build-fuzz/fuzz
-	@set -e; for f in $(FUZZ_SRCS); do \
+	@set -e; rc=0; for f in $(FUZZ_SRCS); do \
 	  n=$$(basename $$f .c); \
 	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o build-fuzz/fuzz/$$n $$f \
 	    build-fuzz/liblogsift.a $(LDLIBS); \
 	  mkdir -p build-fuzz/corpus/$$n; \
 	  echo "fuzz $$n for $(FUZZ_TIME)s"; \
-	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 build-fuzz/corpus/$$n \
-	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
-	done
+	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=build-fuzz/$$n- \
+	    build-fuzz/corpus/$$n \
+	    tests/fuzz/corpus/$$n > build-fuzz/$$n.log 2>&1 || rc=1; \
+	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' build-fuzz/$$n.log; \
+	done; [ $$rc = 0 ] || { echo "fuzz: a target failed (its log: build-fuzz/NAME.log)"; exit 1; }
 
 bench: deps logsift $(BUILD)/tools/kafka_broker
 	@BUILD=$(BUILD) benchmarks/run.sh --record --command "make bench"
