@@ -5,7 +5,6 @@
  */
 #include "event.h"
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,8 +246,11 @@ bool lsf_event_get_str(const lsf_event *ev, lsf_str name, char *scratch, lsf_str
         }
     }
     const lsf_field *f = lsf_event_find(ev, name);
-    if (!f)
-        return false;
+    return f && lsf_field_text(f, scratch, out);
+}
+
+bool lsf_field_text(const lsf_field *f, char *scratch, lsf_str *out)
+{
     switch (f->type) {
     case LSF_T_STR:
     case LSF_T_JSON:

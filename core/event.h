@@ -218,6 +218,9 @@ void lsf_event_add_tag(lsf_batch *b, lsf_event *ev, lsf_str tag);
  * dynamic, as a string view. Numbers are formatted into `scratch` (>= 32
  * bytes). Returns false when the event has no such field. */
 bool lsf_event_get_str(const lsf_event *ev, lsf_str name, char *scratch, lsf_str *out);
+/* A dynamic field's value as text (numbers formatted into `scratch`, >= 32
+ * bytes); false for a null. */
+bool lsf_field_text(const lsf_field *f, char *scratch, lsf_str *out);
 
 /* ---- field-name interning --------------------------------------------- */
 

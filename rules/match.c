@@ -23,7 +23,6 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "core/numtext.h"
 #include "rules/rules_int.h"
 
 #define TIME_SAMPLE_MASK 7u /* time one evaluation in 8 */
@@ -57,25 +56,7 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
     case LSF_FX_DYNAMIC:
     case LSF_FX_RESERVED: {
         const lsf_field *fd = lsf_event_find(ev, f->name);
-        if (!fd)
-            return false;
-        switch (fd->type) {
-        case LSF_T_STR:
-        case LSF_T_JSON:
-            *out = fd->v.s;
-            return true;
-        case LSF_T_INT:
-            *out = lsf_str_make(scratch, (size_t)(lsf_i64_text(scratch, fd->v.i) - scratch));
-            return true;
-        case LSF_T_FLOAT:
-            *out = lsf_str_make(scratch, (size_t)snprintf(scratch, 32, "%.17g", fd->v.f));
-            return true;
-        case LSF_T_BOOL:
-            *out = fd->v.b ? LSF_STR_LIT("true") : LSF_STR_LIT("false");
-            return true;
-        default:
-            return false;
-        }
+        return fd && lsf_field_text(fd, scratch, out);
     }
     default:
         return lsf_event_get_str(ev, f->name, scratch, out);
