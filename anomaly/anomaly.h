@@ -244,20 +244,29 @@ static inline lsf_anom_entry *lsf_anom_part(const lsf_anom_det *d, const lsf_ano
 {
     return (lsf_anom_entry *)((char *)r + d->grp->part_off[d->grp_slot]);
 }
-/* The record of hash in d's group's shard k, or NULL. */
-static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k, uint64_t hash)
+/* The record of hash in group g's shard k, or NULL. */
+static inline lsf_anom_rec *lsf_anom_group_find(const lsf_anom_group *g, uint32_t k, uint64_t hash)
 {
-    const lsf_anom_keytab *t = &d->grp->shard[k];
+    const lsf_anom_keytab *t = &g->shard[k];
     lsf_anom_rec *r = t->buckets[hash & (t->nbuckets - 1)];
     while (r && r->hash != hash)
         r = r->hnext;
     return r;
+}
+/* The record of hash in d's group's shard k, or NULL. */
+static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k, uint64_t hash)
+{
+    return lsf_anom_group_find(d->grp, k, hash);
 }
 /* Finds the entry of key (hash, text) in shard s, creating it (evicting
  * least-recently-used entries over the budget) when absent. Moves it to the
  * front of the LRU. *created tells which. Never NULL. */
 lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t hash,
                                    const char *key, uint32_t key_len, bool *created);
+/* lsf_anom_entry_get when the caller has already looked the key's record up
+ * in d's group: r is that record, or NULL when there is none. */
+lsf_anom_entry *lsf_anom_entry_at(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_rec *r,
+                                  uint64_t hash, const char *key, uint32_t key_len, bool *created);
 /* After an update changed what entry e holds: re-accounts its bytes and
  * evicts other entries while the shard is over budget. */
 void lsf_anom_entry_touched(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e);

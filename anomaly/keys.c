@@ -232,10 +232,16 @@ static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash,
 lsf_anom_entry *lsf_anom_entry_get(lsf_anom_det *d, lsf_anom_shard *s, uint64_t hash,
                                    const char *key, uint32_t key_len, bool *created)
 {
+    return lsf_anom_entry_at(d, s, lsf_anom_rec_find(d, shard_index(d, s), hash), hash, key,
+                             key_len, created);
+}
+
+lsf_anom_entry *lsf_anom_entry_at(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_rec *r,
+                                  uint64_t hash, const char *key, uint32_t key_len, bool *created)
+{
     if (key_len > LSF_ANOM_MAX_KEY)
         key_len = LSF_ANOM_MAX_KEY;
     uint32_t k = shard_index(d, s);
-    lsf_anom_rec *r = lsf_anom_rec_find(d, k, hash);
     if (r && (r->live >> d->grp_slot & 1)) {
         lsf_anom_entry *e = lsf_anom_part(d, r);
         *created = false;

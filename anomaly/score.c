@@ -48,21 +48,38 @@ typedef struct anom_conf {
     int64_t max_future_ms;
 } anom_conf;
 
-/* One (event, detector) observation extracted in phase 1. */
+/* One (event, key group) observation extracted in phase 1: the key once for
+ * every detector of the group that takes the event, and each one's input. */
 typedef struct obs {
-    uint32_t ev, det, shard;
+    uint32_t ev, grp, shard;
     uint32_t key_off, key_len; /* key text in the worker's key buffer */
-    uint32_t val_off, val_len; /* new_value: the value text, same buffer */
-    uint32_t tslot;            /* rare_template: the template's slot */
-    uint64_t hash, vhash;      /* vhash: the value's hash, or the template id */
-    double x;
+    uint32_t in_off, nin;      /* its inputs: wscratch.in[in_off .. in_off + nin) */
+    uint64_t hash;
     int64_t t;
 } obs;
+
+/* What one detector takes from the event. */
+typedef struct input {
+    uint32_t det;
+    uint32_t val_off, val_len; /* new_value: the value text in the worker's key buffer */
+    uint32_t tslot;            /* rare_template: the template's slot */
+    uint64_t vhash;            /* the value's hash, or the template id */
+    double x;                  /* numeric: the number */
+} input;
+
+/* Detectors that share a key (keys.c): one observation per event for all. */
+typedef struct key_group {
+    lsf_anom_group *grp;
+    uint32_t ndet;
+    uint32_t det[LSF_ANOM_MAX_GROUP]; /* in configuration order */
+} key_group;
 
 typedef struct wscratch {
     obs *o;
     uint32_t *order;     /* observation indices grouped by shard, batch order kept */
     size_t n, cap;
+    input *in;
+    size_t nin, incap;
     uint32_t *shard_off; /* nshards + 1 */
     char *buf;
     size_t blen, bcap;
@@ -74,6 +91,8 @@ typedef struct wscratch {
 typedef struct anom_ctx {
     lsf_anom a;
     bool parsed;
+    key_group *groups;
+    uint32_t ngroups;
     wscratch *w;
     int nworkers;
     char *snap_path;
@@ -212,66 +231,92 @@ static int64_t event_time(const lsf_anom *a, const lsf_event *ev)
     return t;
 }
 
+/* Detector d's input from the event; false when the event lacks it
+ * (counted). rare_template lines are mined here. */
+static bool input_of(lsf_anom_det *d, wscratch *w, const lsf_event *ev, input *in)
+{
+    in->val_off = in->val_len = in->tslot = 0;
+    in->vhash = 0;
+    in->x = 0;
+    if (d->def.type == LSF_ANOM_NUMERIC) {
+        bool bad = false;
+        if (!number_of(d, ev, &in->x, &bad)) {
+            lsf_counter_add(bad ? d->c_bad_value : d->c_skipped, 1);
+            return false;
+        }
+    } else if (d->def.type != LSF_ANOM_RATE) {
+        char scratch[32];
+        lsf_str v;
+        if (!lsf_fieldref_get(ev, field_ref(d), scratch, &v)) {
+            lsf_counter_add(d->c_skipped, 1);
+            return false;
+        }
+        if (d->def.type == LSF_ANOM_NEW_VALUE) {
+            in->vhash = lsf_hash64(v.ptr, v.len, 0x76616c7565ULL);
+            in->val_len = v.len < LSF_ANOM_MAX_KEY ? (uint32_t)v.len : LSF_ANOM_MAX_KEY;
+            in->val_off = buf_put(w, v.ptr, in->val_len);
+        } else {
+            lsf_template_match tm;
+            lsf_miner_add(d->miner, v.ptr, v.len, &tm);
+            in->vhash = tm.id;
+            in->tslot = tm.slot;
+        }
+    }
+    return true;
+}
+
+/* The key of group g for the event, written straight into the worker's key
+ * buffer; false when a by-field is missing. */
+static bool key_into(anom_ctx *x, wscratch *w, const key_group *g, const lsf_event *ev, obs *o)
+{
+    if (w->blen + LSF_ANOM_MAX_KEY > w->bcap) {
+        w->bcap = (w->blen + LSF_ANOM_MAX_KEY) * 2 + 4096;
+        w->buf = xrealloc(w->buf, w->bcap);
+    }
+    int klen = lsf_anom_key(&x->a.det[g->det[0]], ev, w->buf + w->blen, LSF_ANOM_MAX_KEY,
+                            &o->hash);
+    if (klen < 0)
+        return false;
+    o->key_off = (uint32_t)w->blen;
+    o->key_len = klen < LSF_ANOM_MAX_KEY ? (uint32_t)klen : LSF_ANOM_MAX_KEY;
+    w->blen += o->key_len;
+    o->shard = lsf_anom_shard_of(&x->a, o->hash);
+    return true;
+}
+
+/* Event i's observations: one per key group that has a detector taking it. */
 static void extract(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i)
 {
     lsf_anom *a = &x->a;
     const lsf_event *ev = &b->events[i];
     int64_t t = event_time(a, ev);
-    char key[LSF_ANOM_MAX_KEY];
-    /* detectors with the same by-fields share the key: built once per event */
-    int key_of = -1, klen = -1;
-    uint64_t hash = 0;
-    uint32_t key_off = 0;
-    for (uint32_t di = 0; di < a->ndet; di++) {
-        lsf_anom_det *d = &a->det[di];
-        if (d->def.nwhere && !where_holds(d, ev))
-            continue;
-        if (key_of < 0 || a->det[key_of].key_group != d->key_group) {
-            klen = lsf_anom_key(d, ev, key, sizeof(key), &hash);
-            key_of = (int)di;
-            if (klen >= 0)
-                key_off = buf_put(w, key, (uint32_t)klen < sizeof(key) ? (uint32_t)klen
-                                                                      : (uint32_t)sizeof(key));
-        }
-        if (klen < 0) {
-            lsf_counter_add(d->c_skipped, 1);
-            continue;
-        }
-        obs o;
-        o.val_off = o.val_len = o.tslot = 0;
-        o.vhash = 0;
-        o.x = 0;
-        o.ev = i;
-        o.det = di;
-        o.hash = hash;
-        o.t = t;
-        o.shard = lsf_anom_shard_of(a, hash);
-        bool bad = false;
-        if (d->def.type == LSF_ANOM_NUMERIC) {
-            if (!number_of(d, ev, &o.x, &bad)) {
-                lsf_counter_add(bad ? d->c_bad_value : d->c_skipped, 1);
+    for (uint32_t gi = 0; gi < x->ngroups; gi++) {
+        const key_group *g = &x->groups[gi];
+        obs o = {.ev = i, .grp = gi, .in_off = (uint32_t)w->nin, .t = t};
+        int keyed = 0; /* 1: key built, -1: a by-field is missing */
+        for (uint32_t j = 0; j < g->ndet; j++) {
+            lsf_anom_det *d = &a->det[g->det[j]];
+            if (d->def.nwhere && !where_holds(d, ev))
                 continue;
-            }
-        } else if (d->def.type != LSF_ANOM_RATE) {
-            char scratch[32];
-            lsf_str v;
-            if (!lsf_fieldref_get(ev, field_ref(d), scratch, &v)) {
+            if (!keyed)
+                keyed = key_into(x, w, g, ev, &o) ? 1 : -1;
+            if (keyed < 0) {
                 lsf_counter_add(d->c_skipped, 1);
                 continue;
             }
-            if (d->def.type == LSF_ANOM_NEW_VALUE) {
-                o.vhash = lsf_hash64(v.ptr, v.len, 0x76616c7565ULL);
-                o.val_len = v.len < LSF_ANOM_MAX_KEY ? v.len : LSF_ANOM_MAX_KEY;
-                o.val_off = buf_put(w, v.ptr, o.val_len);
-            } else {
-                lsf_template_match tm;
-                lsf_miner_add(d->miner, v.ptr, v.len, &tm);
-                o.vhash = tm.id;
-                o.tslot = tm.slot;
+            if (w->nin == w->incap) {
+                w->incap = w->incap ? w->incap * 2 : 1024;
+                w->in = xrealloc(w->in, w->incap * sizeof(input));
+            }
+            input *in = &w->in[w->nin];
+            in->det = g->det[j];
+            if (input_of(d, w, ev, in)) {
+                w->nin++;
+                o.nin++;
             }
         }
-        o.key_len = (uint32_t)klen < sizeof(key) ? (uint32_t)klen : (uint32_t)sizeof(key);
-        o.key_off = key_off;
+        if (!o.nin)
+            continue;
         if (w->n == w->cap) {
             w->cap = w->cap ? w->cap * 2 : 1024;
             w->o = xrealloc(w->o, w->cap * sizeof(obs));
@@ -470,97 +515,126 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 
 #define PIPE 3 /* shards between a bucket prefetch and the updates (anom_process) */
 
-static void prefetch_bucket(anom_ctx *x, const obs *o)
+static void prefetch_bucket(anom_ctx *x, wscratch *w, const obs *o)
 {
-    const lsf_anom_det *d = &x->a.det[o->det];
-    const lsf_anom_keytab *t = &d->grp->shard[o->shard];
+    const lsf_anom_keytab *t = &x->groups[o->grp].grp->shard[o->shard];
     __builtin_prefetch(&t->buckets[o->hash & (t->nbuckets - 1)]);
-    if (d->def.type == LSF_ANOM_RARE_TEMPLATE) /* the (source, template) counters */
-        lsf_cms_prefetch(&d->shard[o->shard].cms, lsf_anom_pair_hash(o->hash, o->vhash));
+    for (uint32_t j = 0; j < o->nin; j++) {
+        const input *in = &w->in[o->in_off + j];
+        const lsf_anom_det *d = &x->a.det[in->det];
+        if (d->def.type == LSF_ANOM_RARE_TEMPLATE) /* the (source, template) counters */
+            lsf_cms_prefetch(&d->shard[o->shard].cms, lsf_anom_pair_hash(o->hash, in->vhash));
+    }
 }
 
-/* The record in the bucket and the lines of the detector's part an update
- * reads first: their addresses follow from the record's without a load. */
-static void prefetch_entry(anom_ctx *x, const obs *o)
+/* The record in the bucket and the lines of each part an update reads
+ * first: their addresses follow from the record's without a load. */
+static void prefetch_entry(anom_ctx *x, wscratch *w, const obs *o)
 {
-    const lsf_anom_det *d = &x->a.det[o->det];
-    const lsf_anom_keytab *t = &d->grp->shard[o->shard];
+    const lsf_anom_keytab *t = &x->groups[o->grp].grp->shard[o->shard];
     const lsf_anom_rec *r = t->buckets[o->hash & (t->nbuckets - 1)];
     if (!r)
         return;
-    const lsf_anom_entry *e = lsf_anom_part(d, r);
     __builtin_prefetch(r);
-    __builtin_prefetch(e);
-    __builtin_prefetch((const char *)e + 64);
-    if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC) {
-        const char *acc = (const char *)e->u.series.acc;
-        for (size_t at = 0; at < d->def.rate_open * sizeof(lsf_anom_acc) + 63; at += 64)
-            __builtin_prefetch(acc + at);
+    for (uint32_t j = 0; j < o->nin; j++) {
+        const lsf_anom_det *d = &x->a.det[w->in[o->in_off + j].det];
+        const lsf_anom_entry *e = lsf_anom_part(d, r);
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)e + 64);
+        if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC) {
+            const char *acc = (const char *)e->u.series.acc;
+            for (size_t at = 0; at < d->def.rate_open * sizeof(lsf_anom_acc) + 63; at += 64)
+                __builtin_prefetch(acc + at);
+        }
     }
 }
 
-/* The detector state the update will touch, once the entry is in cache:
+/* The detector state each update will touch, once the record is in cache:
  * its sets, and the LRU neighbours a move to the front will write. */
-static void prefetch_state(anom_ctx *x, const obs *o)
+static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
 {
-    const lsf_anom_det *d = &x->a.det[o->det];
-    const lsf_anom_rec *r = lsf_anom_rec_find(d, o->shard, o->hash);
-    if (!r || !(r->live >> d->grp_slot & 1))
+    const lsf_anom_rec *r = lsf_anom_group_find(x->groups[o->grp].grp, o->shard, o->hash);
+    if (!r)
         return;
-    const lsf_anom_entry *e = lsf_anom_part(d, r);
-    const lsf_anom_shard *s = &d->shard[o->shard];
-    if (s->clock - e->stamp >= s->n / 8 + 1) {
-        __builtin_prefetch(e->prev, 1);
-        __builtin_prefetch(e->next, 1);
-    }
-    switch (d->def.type) {
-    case LSF_ANOM_NEW_VALUE:
-        lsf_firstseen_prefetch(&e->u.values, o->vhash);
-        break;
-    case LSF_ANOM_RARE_TEMPLATE:
-        __builtin_prefetch(e->u.tpl.top.heap);
-        break;
-    default:
-        break;
+    for (uint32_t j = 0; j < o->nin; j++) {
+        const input *in = &w->in[o->in_off + j];
+        const lsf_anom_det *d = &x->a.det[in->det];
+        if (!(r->live >> d->grp_slot & 1))
+            continue;
+        const lsf_anom_entry *e = lsf_anom_part(d, r);
+        const lsf_anom_shard *s = &d->shard[o->shard];
+        if (s->clock - e->stamp >= s->n / 8 + 1) {
+            __builtin_prefetch(e->prev, 1);
+            __builtin_prefetch(e->next, 1);
+        }
+        switch (d->def.type) {
+        case LSF_ANOM_NEW_VALUE:
+            lsf_firstseen_prefetch(&e->u.values, in->vhash);
+            break;
+        case LSF_ANOM_RARE_TEMPLATE:
+            __builtin_prefetch(e->u.tpl.top.heap);
+            break;
+        default:
+            break;
+        }
     }
 }
 
-static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
+/* One detector's update of the key's entry e with its input; false when
+ * nothing changed that needs re-accounting or an annotation. */
+static bool update(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e, const wscratch *w,
+                   const input *in, int64_t t, lsf_anom_result *res)
 {
-    lsf_anom_det *d = &x->a.det[o->det];
-    lsf_anom_shard *s = &d->shard[o->shard];
-    const char *key = w->buf + o->key_off;
-    bool created;
-    lsf_anom_entry *e = lsf_anom_entry_get(d, s, o->hash, key, o->key_len, &created);
-    lsf_anom_result res;
     switch (d->def.type) {
     case LSF_ANOM_RATE:
     case LSF_ANOM_NUMERIC:
         if (d->def.interval_ns == 0)
-            lsf_anom_series_value(d, e, o->x, o->t, &res);
-        else if (!lsf_anom_series_event(d, e, o->t, o->x, &res)) {
+            lsf_anom_series_value(d, e, in->x, t, res);
+        else if (!lsf_anom_series_event(d, e, t, in->x, res)) {
             /* no interval closed: the model, and so the entry's bytes, did
              * not change since the last re-accounting unless a sweep fed it
              * (reading its size costs a miss or two) */
-            res.reason = LSF_REASON_NONE;
+            res->reason = LSF_REASON_NONE;
             if (!e->u.series.swept)
-                return;
+                return false;
         }
         e->u.series.swept = false;
         break;
     case LSF_ANOM_NEW_VALUE:
-        lsf_anom_new_value(d, e, o->vhash, lsf_str_make(w->buf + o->val_off, o->val_len), o->t,
-                           &res);
+        lsf_anom_new_value(d, e, in->vhash, lsf_str_make(w->buf + in->val_off, in->val_len), t,
+                           res);
         break;
     default: {
-        lsf_template_match tm = {.id = o->vhash, .slot = o->tslot};
-        lsf_anom_rare_template(d, s, e, &tm, o->t, &res);
+        lsf_template_match tm = {.id = in->vhash, .slot = in->tslot};
+        lsf_anom_rare_template(d, s, e, &tm, t, res);
         break;
     }
     }
-    lsf_anom_entry_touched(d, s, e);
-    if (res.reason != LSF_REASON_NONE)
-        annotate(x, w, b, o->ev, d, e, &res);
+    return true;
+}
+
+/* Observation o applied: the key's record found once, then each detector's
+ * part updated in configuration order. */
+static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
+{
+    const char *key = w->buf + o->key_off;
+    lsf_anom_rec *r = lsf_anom_group_find(x->groups[o->grp].grp, o->shard, o->hash);
+    for (uint32_t j = 0; j < o->nin; j++) {
+        const input *in = &w->in[o->in_off + j];
+        lsf_anom_det *d = &x->a.det[in->det];
+        lsf_anom_shard *s = &d->shard[o->shard];
+        bool created;
+        /* r stays valid: a detector only evicts its own parts, never the one
+         * it is updating, so the record keeps a live part */
+        lsf_anom_entry *e = lsf_anom_entry_at(d, s, r, o->hash, key, o->key_len, &created);
+        r = e->rec;
+        lsf_anom_result res;
+        if (!update(d, s, e, w, in, o->t, &res))
+            continue;
+        lsf_anom_entry_touched(d, s, e);
+        if (res.reason != LSF_REASON_NONE)
+            annotate(x, w, b, o->ev, d, e, &res);
+    }
 }
 
 static void sweep(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t k, int64_t wm)
@@ -605,6 +679,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
     lsf_anom *a = &x->a;
     wscratch *w = &x->w[worker];
     w->n = 0;
+    w->nin = 0;
     w->blen = 0;
     int64_t tmax = INT64_MIN;
     uint32_t nev = b->n;
@@ -639,14 +714,14 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
                 wm = a->watermark_ns;
             }
             for (uint32_t j = w->shard_off[k]; j < w->shard_off[k + 1]; j++)
-                prefetch_bucket(x, &w->o[w->order[j]]);
+                prefetch_bucket(x, w, &w->o[w->order[j]]);
         }
         if (k >= 1 && k - 1 < ns)
             for (uint32_t j = w->shard_off[k - 1]; j < w->shard_off[k]; j++)
-                prefetch_entry(x, &w->o[w->order[j]]);
+                prefetch_entry(x, w, &w->o[w->order[j]]);
         if (k >= 2 && k - 2 < ns)
             for (uint32_t j = w->shard_off[k - 2]; j < w->shard_off[k - 1]; j++)
-                prefetch_state(x, &w->o[w->order[j]]);
+                prefetch_state(x, w, &w->o[w->order[j]]);
         if (k >= PIPE) {
             uint32_t a_k = k - PIPE;
             for (uint32_t j = w->shard_off[a_k]; j < w->shard_off[a_k + 1]; j++)
@@ -663,6 +738,23 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
 }
 
 /* ---- init / destroy --------------------------------------------------------------- */
+
+/* The key groups of the detector set, each listing its detectors. */
+static void build_groups(anom_ctx *x)
+{
+    const lsf_anom *a = &x->a;
+    x->groups = calloc(a->ndet ? a->ndet : 1, sizeof(key_group));
+    if (!x->groups)
+        lsf_die("out of memory");
+    for (uint32_t i = 0; i < a->ndet; i++) {
+        uint32_t gi = 0;
+        while (gi < x->ngroups && x->groups[gi].grp != a->det[i].grp)
+            gi++;
+        if (gi == x->ngroups)
+            x->groups[x->ngroups++].grp = a->det[i].grp;
+        x->groups[gi].det[x->groups[gi].ndet++] = i; /* at most LSF_ANOM_MAX_GROUP (keys.c) */
+    }
+}
 
 static int anom_init(lsf_stage *st, lsf_errbuf *err)
 {
@@ -681,6 +773,7 @@ static int anom_init(lsf_stage *st, lsf_errbuf *err)
     x->parsed = true;
     if (lsf_anom_parse(a, c->detectors, (uint32_t)c->shards, st->name, err) < 0)
         return -1;
+    build_groups(x);
     a->tk = calloc(a->nshards, sizeof(lsf_anom_ticket));
     if (!a->tk)
         lsf_die("out of memory");
@@ -740,12 +833,14 @@ static void anom_destroy(lsf_stage *st)
     for (int i = 0; x->w && i < x->nworkers; i++) {
         free(x->w[i].o);
         free(x->w[i].order);
+        free(x->w[i].in);
         free(x->w[i].shard_off);
         free(x->w[i].buf);
         free(x->w[i].best);
         free(x->w[i].hits);
     }
     free(x->w);
+    free(x->groups);
     free(x->snap_path);
 }
 
