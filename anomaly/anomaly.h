@@ -113,25 +113,27 @@ enum lsf_anom_agg { LSF_ANOM_AGG_MEAN = 0, LSF_ANOM_AGG_MAX, LSF_ANOM_AGG_MIN, L
 typedef struct lsf_anom_entry lsf_anom_entry;
 typedef struct lsf_anom_rec lsf_anom_rec;
 
-/* One detector's state for one key: a part of the key's record (below). */
+/* One detector's state for one key: a part of the key's record (below).
+ * Only what an event reads is here; a series' model, touched once an
+ * interval, lives in the record's cold tail (lsf_anom_cold), so the parts of
+ * all the group's detectors share a few cache lines. The key's hash and
+ * text are the record's (e->rec). */
 struct lsf_anom_entry {
-    uint64_t hash;
     lsf_anom_rec *rec;              /* the key's record, which holds this part */
     lsf_anom_entry *prev, *next;    /* LRU: shard.lru.next is the most recent */
-    const char *key;                /* key text (by-values joined by 0x1f), in the record */
-    uint32_t key_len;               /* cut at LSF_ANOM_MAX_KEY */
-    size_t bytes;                   /* what this entry accounts for */
-    uint64_t stamp;                 /* shard clock when last moved to the LRU front */
+    uint32_t bytes;                 /* what this entry accounts for */
+    uint32_t stamp;                 /* shard clock (low bits) when last moved to the LRU front */
     int64_t last_ns;                /* event time of its last observation */
     union {
         struct {
-            /* the per-event fields first: they share the entry's first lines */
             int64_t newest;        /* newest open interval index */
             int64_t closed;        /* last interval fed to the model */
             bool started;
             bool swept;            /* the sweep fed the model: bytes to re-account */
-            lsf_anom_acc acc[LSF_ANOM_RATE_OPEN]; /* open intervals, by index % rate_open */
-            lsf_model m;           /* touched once per interval */
+            lsf_model *m;          /* in the record's cold tail; touched once per interval */
+            /* open intervals, by index % rate_open: the part ends after the
+             * detector's rate_open of them (lsf_anom_part_size) */
+            lsf_anom_acc acc[LSF_ANOM_RATE_OPEN];
         } series;                  /* rate, numeric */
         lsf_firstseen values;
         struct {
@@ -153,9 +155,10 @@ struct lsf_anom_rec {
     lsf_anom_rec *hnext;            /* hash chain of the group shard */
     uint32_t key_len;
     uint32_t live;                  /* bit i: part i is live */
-    char *key;                      /* after the parts, NUL-terminated */
+    char *key;                      /* after the cold tail, NUL-terminated */
     /* then one part per detector of the group, each only as long as its
-     * type needs (lsf_anom_part_size), at the group's part_off[slot] */
+     * detector needs (lsf_anom_part_size), at the group's part_off[slot];
+     * then the cold tail, each detector's at cold_off[slot] past the parts */
 };
 
 /* A key group's table of records, one per shard (used under that shard's ticket). */
@@ -192,6 +195,8 @@ typedef struct lsf_anom_group {
     uint32_t nparts;
     uint32_t part_off[LSF_ANOM_MAX_GROUP]; /* where part i starts in a record */
     uint32_t parts_bytes;                  /* all parts together */
+    uint32_t cold_off[LSF_ANOM_MAX_GROUP]; /* where part i's cold state starts, past the parts */
+    uint32_t cold_bytes;                   /* all cold state together */
     uint32_t nshards;
     lsf_anom_keytab *shard;
     lsf_anom_slab slab;
@@ -235,14 +240,21 @@ void lsf_anom_shards_free(lsf_anom_det *d);
 void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader);
 /* Frees d's group if d owns it (after every detector's shards are freed). */
 void lsf_anom_group_free(lsf_anom_det *d);
-/* Bytes of an entry of type `type` (enum lsf_anom_type): the common fields
- * and its own member of the union, so a record wastes no room on the series
- * state of the detectors that have none. */
-size_t lsf_anom_part_size(int type);
+/* Bytes of detector d's part: the common fields and its own member of the
+ * union (a series' only up to its rate_open intervals), so a record wastes
+ * no room on what its detectors do not keep. */
+size_t lsf_anom_part_size(const lsf_anom_det *d);
+/* Bytes of d's state in the record's cold tail (a series' model). */
+size_t lsf_anom_cold_size(const lsf_anom_det *d);
 /* Detector d's part of record r. */
 static inline lsf_anom_entry *lsf_anom_part(const lsf_anom_det *d, const lsf_anom_rec *r)
 {
     return (lsf_anom_entry *)((char *)r + d->grp->part_off[d->grp_slot]);
+}
+/* Detector d's cold state in record r. */
+static inline void *lsf_anom_cold(const lsf_anom_det *d, const lsf_anom_rec *r)
+{
+    return (char *)r + sizeof(lsf_anom_rec) + d->grp->parts_bytes + d->grp->cold_off[d->grp_slot];
 }
 /* The record of hash in group g's shard k, or NULL. */
 static inline lsf_anom_rec *lsf_anom_group_find(const lsf_anom_group *g, uint32_t k, uint64_t hash)

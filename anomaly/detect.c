@@ -52,7 +52,8 @@ void lsf_anom_entry_init(const lsf_anom_det *d, lsf_anom_entry *e)
     switch (d->def.type) {
     case LSF_ANOM_RATE:
     case LSF_ANOM_NUMERIC:
-        lsf_model_init(&e->u.series.m, &d->def.model);
+        e->u.series.m = lsf_anom_cold(d, e->rec);
+        lsf_model_init(e->u.series.m, &d->def.model);
         e->u.series.started = false;
         break;
     case LSF_ANOM_NEW_VALUE:
@@ -71,7 +72,7 @@ void lsf_anom_entry_free(const lsf_anom_det *d, lsf_anom_entry *e)
     switch (d->def.type) {
     case LSF_ANOM_RATE:
     case LSF_ANOM_NUMERIC:
-        lsf_model_free(&e->u.series.m);
+        lsf_model_free(e->u.series.m);
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_free(&e->u.values);
@@ -88,7 +89,7 @@ size_t lsf_anom_entry_bytes(const lsf_anom_det *d, const lsf_anom_entry *e)
     switch (d->def.type) {
     case LSF_ANOM_RATE:
     case LSF_ANOM_NUMERIC:
-        return lsf_model_bytes(&e->u.series.m) - sizeof(lsf_model);
+        return lsf_model_bytes(e->u.series.m) - sizeof(lsf_model);
     case LSF_ANOM_NEW_VALUE:
         return lsf_firstseen_bytes(&e->u.values);
     case LSF_ANOM_RARE_TEMPLATE:
@@ -106,8 +107,11 @@ void lsf_anom_entry_save(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_wbu
         lsf_wbuf_u8(w, e->u.series.started);
         lsf_wbuf_u64(w, (uint64_t)e->u.series.newest);
         lsf_wbuf_u64(w, (uint64_t)e->u.series.closed);
-        lsf_wbuf_put(w, e->u.series.acc, sizeof(e->u.series.acc));
-        lsf_model_save(&e->u.series.m, w);
+        /* every slot of the format, those past rate_open empty */
+        lsf_wbuf_put(w, e->u.series.acc, d->def.rate_open * sizeof(lsf_anom_acc));
+        for (uint32_t i = d->def.rate_open; i < LSF_ANOM_RATE_OPEN; i++)
+            lsf_wbuf_put(w, &(lsf_anom_acc){0}, sizeof(lsf_anom_acc));
+        lsf_model_save(e->u.series.m, w);
         break;
     case LSF_ANOM_NEW_VALUE:
         lsf_firstseen_save(&e->u.values, w);
@@ -131,13 +135,14 @@ int lsf_anom_entry_load(const lsf_anom_det *d, lsf_anom_entry *e, lsf_rbuf *r)
         e->u.series.started = started == 1;
         e->u.series.newest = (int64_t)lsf_rbuf_u64(r);
         e->u.series.closed = (int64_t)lsf_rbuf_u64(r);
-        lsf_rbuf_get(r, e->u.series.acc, sizeof(e->u.series.acc));
+        lsf_rbuf_get(r, e->u.series.acc, d->def.rate_open * sizeof(lsf_anom_acc));
+        lsf_rbuf_view(r, (LSF_ANOM_RATE_OPEN - d->def.rate_open) * sizeof(lsf_anom_acc));
         if (started > 1 || e->u.series.closed > e->u.series.newest)
             r->bad = true;
-        for (int i = 0; i < LSF_ANOM_RATE_OPEN; i++)
+        for (uint32_t i = 0; i < d->def.rate_open; i++)
             if (!isfinite(e->u.series.acc[i].sum))
                 r->bad = true;
-        rc = lsf_model_load(&e->u.series.m, &d->def.model, r);
+        rc = lsf_model_load(e->u.series.m, &d->def.model, r);
         break;
     }
     case LSF_ANOM_NEW_VALUE:
@@ -190,7 +195,7 @@ void lsf_anom_series_value(lsf_anom_det *d, lsf_anom_entry *e, double x, int64_t
     res_clear(res);
     res->at_ns = time_ns;
     e->last_ns = time_ns;
-    if (lsf_model_update(&e->u.series.m, &d->def.model, x, time_ns, &mr) == 0)
+    if (lsf_model_update(e->u.series.m, &d->def.model, x, time_ns, &mr) == 0)
         from_model(&mr, x, res);
 }
 
@@ -234,7 +239,7 @@ static bool feed(lsf_anom_det *d, lsf_anom_entry *e, int64_t idx, const lsf_anom
     lsf_model_result mr;
     double x;
     if (!observation(d, a, &x) ||
-        lsf_model_update(&e->u.series.m, &d->def.model, x, idx * d->def.interval_ns, &mr) < 0)
+        lsf_model_update(e->u.series.m, &d->def.model, x, idx * d->def.interval_ns, &mr) < 0)
         return false;
     if (mr.score > res->score || res->reason == LSF_REASON_NONE) {
         from_model(&mr, x, res);
@@ -278,7 +283,7 @@ bool lsf_anom_series_event(lsf_anom_det *d, lsf_anom_entry *e, int64_t time_ns, 
         e->u.series.started = true;
         e->u.series.newest = b;
         e->u.series.closed = b - 1;
-        memset(e->u.series.acc, 0, sizeof(e->u.series.acc));
+        memset(e->u.series.acc, 0, R * sizeof(lsf_anom_acc));
     }
     if (b <= e->u.series.closed) {
         lsf_counter_add(d->c_late, 1);
@@ -361,7 +366,7 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
     res->template_id = tm->id;
     res->template_slot = tm->slot;
     e->last_ns = time_ns;
-    uint64_t pair = lsf_anom_pair_hash(e->hash, tm->id);
+    uint64_t pair = lsf_anom_pair_hash(e->rec->hash, tm->id);
     uint64_t n = e->u.tpl.n;
     double p_new = 1;
     enum lsf_seen seen;
@@ -385,7 +390,7 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
         /* a template leaving the top-k takes its count into the sketch (some
          * of it may be there already: the sketch only ever overestimates) */
         uint64_t k = out.count - out.err;
-        lsf_cms_add(&s->cms, lsf_anom_pair_hash(e->hash, out.id),
+        lsf_cms_add(&s->cms, lsf_anom_pair_hash(e->rec->hash, out.id),
                     k > UINT32_MAX ? UINT32_MAX : (uint32_t)k);
     }
     e->u.tpl.n++;

@@ -410,8 +410,8 @@ static void list_detectors(anom_ctx *x, wscratch *w, lsf_batch *b)
 static void annotate(anom_ctx *x, wscratch *w, lsf_batch *b, uint32_t i, lsf_anom_det *d,
                      const lsf_anom_entry *e, lsf_anom_result *res)
 {
-    const char *key = e->key;
-    uint32_t key_len = e->key_len;
+    const char *key = e->rec->key;
+    uint32_t key_len = e->rec->key_len;
     if (res->score < x->a.annotate || (x->a.annotate == 0 && res->reason == LSF_REASON_NONE))
         return;
     bool alert = res->score >= x->a.cutoff;
@@ -475,12 +475,14 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
     ev->ingested_ns = now_ns();
     char msg[LSF_ANOM_MAX_KEY + 256];
     int64_t secs = d->def.interval_ns / 1000000000LL;
+    const char *key = e->rec->key;
+    int key_len = (int)e->rec->key_len;
     int n = res->reason == LSF_REASON_QUIET
                 ? snprintf(msg, sizeof(msg), "%s: no events for %.*s in %" PRId64
-                           "s, about %.6g expected", d->def.name, (int)e->key_len, e->key, secs,
+                           "s, about %.6g expected", d->def.name, key_len, key, secs,
                            res->expected)
                 : snprintf(msg, sizeof(msg), "%s: %.*s was %.6g over %" PRId64
-                           "s, about %.6g expected", d->def.name, (int)e->key_len, e->key,
+                           "s, about %.6g expected", d->def.name, key_len, key,
                            res->observed, secs, res->expected);
     if (n >= (int)sizeof(msg))
         n = (int)sizeof(msg) - 1;
@@ -489,7 +491,7 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
             msg[k] = '|';
     ev->message = arena_str(b, msg, (size_t)n);
     /* the key's fields, so the event groups with the source's own */
-    const char *p = e->key, *end = e->key + e->key_len;
+    const char *p = key, *end = key + key_len;
     for (size_t f = 0; f < d->def.by.n && p <= end; f++) {
         const char *q = memchr(p, 0x1f, (size_t)(end - p));
         size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
@@ -527,26 +529,17 @@ static void prefetch_bucket(anom_ctx *x, wscratch *w, const obs *o)
     }
 }
 
-/* The record in the bucket and the lines of each part an update reads
- * first: their addresses follow from the record's without a load. */
-static void prefetch_entry(anom_ctx *x, wscratch *w, const obs *o)
+/* The record in the bucket: its header and every part, the lines an update
+ * reads (records are 64-byte aligned; the cold tail is not asked for). */
+static void prefetch_entry(anom_ctx *x, const obs *o)
 {
-    const lsf_anom_keytab *t = &x->groups[o->grp].grp->shard[o->shard];
-    const lsf_anom_rec *r = t->buckets[o->hash & (t->nbuckets - 1)];
+    const lsf_anom_group *g = x->groups[o->grp].grp;
+    const lsf_anom_keytab *t = &g->shard[o->shard];
+    const char *r = (const char *)t->buckets[o->hash & (t->nbuckets - 1)];
     if (!r)
         return;
-    __builtin_prefetch(r);
-    for (uint32_t j = 0; j < o->nin; j++) {
-        const lsf_anom_det *d = &x->a.det[w->in[o->in_off + j].det];
-        const lsf_anom_entry *e = lsf_anom_part(d, r);
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
-        if (d->def.type == LSF_ANOM_RATE || d->def.type == LSF_ANOM_NUMERIC) {
-            const char *acc = (const char *)e->u.series.acc;
-            for (size_t at = 0; at < d->def.rate_open * sizeof(lsf_anom_acc) + 63; at += 64)
-                __builtin_prefetch(acc + at);
-        }
-    }
+    for (size_t at = 0; at < sizeof(lsf_anom_rec) + g->parts_bytes; at += 64)
+        __builtin_prefetch(r + at);
 }
 
 /* The detector state each update will touch, once the record is in cache:
@@ -563,7 +556,7 @@ static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
             continue;
         const lsf_anom_entry *e = lsf_anom_part(d, r);
         const lsf_anom_shard *s = &d->shard[o->shard];
-        if (s->clock - e->stamp >= s->n / 8 + 1) {
+        if ((uint32_t)s->clock - e->stamp >= s->n / 8 + 1) {
             __builtin_prefetch(e->prev, 1);
             __builtin_prefetch(e->next, 1);
         }
@@ -718,7 +711,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
         }
         if (k >= 1 && k - 1 < ns)
             for (uint32_t j = w->shard_off[k - 1]; j < w->shard_off[k]; j++)
-                prefetch_entry(x, w, &w->o[w->order[j]]);
+                prefetch_entry(x, &w->o[w->order[j]]);
         if (k >= 2 && k - 2 < ns)
             for (uint32_t j = w->shard_off[k - 2]; j < w->shard_off[k - 1]; j++)
                 prefetch_state(x, w, &w->o[w->order[j]]);

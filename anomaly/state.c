@@ -97,9 +97,9 @@ static void save_detector(lsf_anom *a, lsf_anom_det *d, lsf_wbuf *w)
         lsf_wbuf_u32(w, s->n);
         /* oldest first, so a restore rebuilds the same LRU order */
         for (lsf_anom_entry *e = s->lru.prev; e != &s->lru; e = e->prev) {
-            lsf_wbuf_u64(w, e->hash);
-            lsf_wbuf_u32(w, e->key_len);
-            lsf_wbuf_put(w, e->key, e->key_len);
+            lsf_wbuf_u64(w, e->rec->hash);
+            lsf_wbuf_u32(w, e->rec->key_len);
+            lsf_wbuf_put(w, e->rec->key, e->rec->key_len);
             lsf_anom_entry_save(d, e, w);
         }
         unlock_shard(a, k);

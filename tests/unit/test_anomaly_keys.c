@@ -72,7 +72,7 @@ static void test_detectors_with_the_same_by_share_records(void **state)
     assert_ptr_equal(er->rec, ev->rec);
     assert_ptr_equal(ev, lsf_anom_part(v, er->rec));
     /* parts are as long as their type needs: v's starts right after r's */
-    assert_ptr_equal((char *)ev, (char *)er + lsf_anom_part_size(LSF_ANOM_RATE));
+    assert_ptr_equal((char *)ev, (char *)er + lsf_anom_part_size(r));
     assert_int_equal(records(r), 1);
     assert_int_equal(records(o), 0);
     lsf_anom_result res;
@@ -97,7 +97,7 @@ static void test_detectors_with_the_same_by_share_records(void **state)
     lsf_anom_entry *er2 = get(&a, r, "k1", &created);
     assert_true(created);
     assert_ptr_equal(er2->rec, ev->rec);
-    assert_string_equal(er2->key, "k1");
+    assert_string_equal(er2->rec->key, "k1");
 
     /* a record goes with its last live part */
     lsf_anom_shard_clear(v, &v->shard[0]);
@@ -379,7 +379,8 @@ static void test_swept_entry_reaccounted(void **state)
     assert_int_equal(kl, 2);
     assert_true(e->u.series.swept);
     size_t stale = e->bytes,
-           now = lsf_anom_part_size(d->def.type) + e->key_len + 1 + lsf_anom_entry_bytes(d, e);
+           now = lsf_anom_part_size(d) + lsf_anom_cold_size(d) + e->rec->key_len + 1 +
+                 lsf_anom_entry_bytes(d, e);
     assert_true(now > stale);
     /* h2 again, in the watermark's interval: no interval closes */
     one_event(st, b, seq++, 400, "h2");
