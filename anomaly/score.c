@@ -573,8 +573,8 @@ static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
     }
 }
 
-/* One detector's update of the key's entry e with its input; false when
- * nothing changed that needs re-accounting or an annotation. */
+/* One detector's update of the key's entry e with its input; true when
+ * what the entry holds on the heap may have changed (it is re-accounted). */
 static bool update(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e, const wscratch *w,
                    const input *in, int64_t t, lsf_anom_result *res)
 {
@@ -592,18 +592,20 @@ static bool update(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *e, const 
                 return false;
         }
         e->u.series.swept = false;
-        break;
-    case LSF_ANOM_NEW_VALUE:
+        return true;
+    case LSF_ANOM_NEW_VALUE: {
+        uint32_t cap = e->u.values.cap; /* the set's size is all it holds on the heap */
         lsf_anom_new_value(d, e, in->vhash, lsf_str_make(w->buf + in->val_off, in->val_len), t,
                            res);
-        break;
+        return e->u.values.cap != cap;
+    }
     default: {
+        uint32_t cap = e->u.tpl.seen.cap; /* the top-k's size is fixed */
         lsf_template_match tm = {.id = in->vhash, .slot = in->tslot};
         lsf_anom_rare_template(d, s, e, &tm, t, res);
-        break;
+        return e->u.tpl.seen.cap != cap;
     }
     }
-    return true;
 }
 
 /* Observation o applied: the key's record found once, then each detector's
@@ -622,9 +624,8 @@ static void apply(anom_ctx *x, wscratch *w, lsf_batch *b, const obs *o)
         lsf_anom_entry *e = lsf_anom_entry_at(d, s, r, o->hash, key, o->key_len, &created);
         r = e->rec;
         lsf_anom_result res;
-        if (!update(d, s, e, w, in, o->t, &res))
-            continue;
-        lsf_anom_entry_touched(d, s, e);
+        if (update(d, s, e, w, in, o->t, &res))
+            lsf_anom_entry_touched(d, s, e);
         if (res.reason != LSF_REASON_NONE)
             annotate(x, w, b, o->ev, d, e, &res);
     }
