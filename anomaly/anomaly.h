@@ -223,8 +223,7 @@ typedef struct lsf_anom_det {
     /* the field names resolved once (rules/rules_int.h): by[0..by.n), then
      * where[0..nwhere), then field (when set) */
     struct lsf_fieldref *refs;
-    uint32_t key_group;     /* detectors with the same by-fields share a group */
-    lsf_anom_group *grp;    /* its records (shared with the group) */
+    lsf_anom_group *grp;    /* its key group: detectors with the same by-fields share records */
     uint32_t grp_slot;      /* its part in them */
     bool grp_owner;         /* frees grp */
     lsf_counter *c_scored, *c_alerts, *c_keys, *c_evicted, *c_skipped, *c_bad_value, *c_late,

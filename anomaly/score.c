@@ -3,12 +3,14 @@
  *
  * The one design choice to know: a batch goes through two phases.
  *  1. On the batch's worker, in parallel with other batches: each event is
- *     matched against each detector's `where`, its key (by-fields), key hash
- *     and shard, its number or value are extracted, and rare_template lines
- *     are mined (template.c has its own lock).
+ *     matched against each detector's `where`; per key group (detectors with
+ *     the same by-fields) its key, key hash and shard are extracted once, and
+ *     each detector's number or value with them (one observation), and
+ *     rare_template lines are mined (template.c has its own lock).
  *  2. Per shard, in batch submission order (ticket k: a mutex, a condition
- *     variable and the next sequence number): the key's state is found or
- *     created, updated, and the result written onto the event. Shard 0 also
+ *     variable and the next sequence number): the key's record is found or
+ *     created, each detector's part updated, and the result written onto the
+ *     event. Shard 0 also
  *     advances the event-time watermark, and each shard sweeps its silent
  *     rate keys when the watermark crosses an interval.
  * So every key has one owner at a time and sees its events in input order,

@@ -295,11 +295,9 @@ int lsf_anom_parse(lsf_anom *a, const lsf_node *list, uint32_t nshards, const ch
     }
     for (size_t i = 0; i < a->ndet; i++) {
         det_start(&a->det[i], a->nshards, stage_name);
-        a->det[i].key_group = (uint32_t)i;
         lsf_anom_det *leader = NULL;
         for (size_t j = 0; j < i; j++)
             if (same_by(&a->det[i].def.by, &a->det[j].def.by)) {
-                a->det[i].key_group = a->det[j].key_group;
                 leader = &a->det[j];
                 break;
             }
