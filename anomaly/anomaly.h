@@ -58,6 +58,7 @@ const char *lsf_anom_type_name(int type);
 #define LSF_ANOM_MAX_BY 8
 #define LSF_ANOM_MAX_KEY 512   /* bytes of a key kept (longer keys are cut, hashed whole) */
 #define LSF_ANOM_RATE_OPEN 8   /* most intervals open for late events */
+#define LSF_ANOM_TOPK 8        /* rare_template: a source's most frequent templates kept */
 
 struct lsf_fieldref;
 
@@ -138,8 +139,9 @@ struct lsf_anom_entry {
         lsf_firstseen values;
         struct {
             lsf_firstseen seen;    /* templates of this source */
-            lsf_topk top;          /* its most frequent templates */
+            lsf_topk top;          /* its most frequent templates, in heap below */
             uint64_t n;            /* its events */
+            lsf_topk_entry heap[LSF_ANOM_TOPK];
         } tpl;
     } u;
 };

@@ -31,7 +31,6 @@
 #include "anomaly/hash.h"
 
 #define RATE_GAP_MAX 10000       /* empty intervals fed at most after a silence */
-#define TOPK_PER_SOURCE 8
 #define CMS_AGE_TOTAL (1ULL << 28) /* halve the sketch past this many adds */
 
 const char *lsf_anom_reason_name(int reason)
@@ -61,7 +60,7 @@ void lsf_anom_entry_init(const lsf_anom_det *d, lsf_anom_entry *e)
         break;
     case LSF_ANOM_RARE_TEMPLATE:
         lsf_firstseen_init(&e->u.tpl.seen, d->def.max_values);
-        lsf_topk_init(&e->u.tpl.top, TOPK_PER_SOURCE);
+        lsf_topk_init_in(&e->u.tpl.top, LSF_ANOM_TOPK, e->u.tpl.heap);
         e->u.tpl.n = 0;
         break;
     }
@@ -423,8 +422,8 @@ void lsf_anom_explain(const lsf_anom_det *d, const lsf_anom_entry *e, lsf_anom_r
                  "one of %u known values after %" PRIu64 " observations", e->u.values.n - 1,
                  e->u.values.obs - 1);
     } else if (d->def.type == LSF_ANOM_RARE_TEMPLATE && res->reason != LSF_REASON_NONE) {
-        lsf_topk_entry tops[TOPK_PER_SOURCE];
-        uint32_t k = lsf_topk_list(&e->u.tpl.top, tops, TOPK_PER_SOURCE);
+        lsf_topk_entry tops[LSF_ANOM_TOPK];
+        uint32_t k = lsf_topk_list(&e->u.tpl.top, tops, LSF_ANOM_TOPK);
         size_t o = (size_t)snprintf(res->expected_str, sizeof(res->expected_str),
                                     "usual templates:");
         for (uint32_t i = 0; i < k && o < sizeof(res->expected_str); i++)

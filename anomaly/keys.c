@@ -18,10 +18,10 @@
  *
  * Parts hold only what an event touches and are as long as their detector
  * needs (lsf_anom_part_size: 120 bytes for a rate or numeric with two open
- * intervals, 80 for new_value, 120 for rare_template); a series' model
+ * intervals, 80 for new_value, 312 for rare_template with its top 8); a series' model
  * (560 bytes, read once an interval) sits in the record's cold tail after
- * all parts. So an event of the four kinds reads 8 adjacent cache lines of
- * its key's record rather than ~15 spread over 2 KB.
+ * all parts. So an event of the four kinds reads 11 adjacent cache lines of
+ * its key's record rather than ~15 spread over 2 KB and a separate heap.
  *
  * Cost per key, charged to each detector: its part (+ the key text) plus
  * what it keeps (model.c, firstseen.c, topk.c report their bytes), plus 8

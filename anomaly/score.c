@@ -557,7 +557,7 @@ static void prefetch_entry(anom_ctx *x, const obs *o)
 }
 
 /* The detector state each update will touch, once the record is in cache:
- * its sets, and the LRU neighbours a move to the front will write. */
+ * its value set, and the LRU neighbours a move to the front will write. */
 static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
 {
     const lsf_anom_rec *r = lsf_anom_group_find(x->groups[o->grp].grp, o->shard, o->hash);
@@ -574,16 +574,8 @@ static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
             __builtin_prefetch(e->prev, 1);
             __builtin_prefetch(e->next, 1);
         }
-        switch (d->def.type) {
-        case LSF_ANOM_NEW_VALUE:
+        if (d->def.type == LSF_ANOM_NEW_VALUE)
             lsf_firstseen_prefetch(&e->u.values, in->vhash);
-            break;
-        case LSF_ANOM_RARE_TEMPLATE:
-            __builtin_prefetch(e->u.tpl.top.heap);
-            break;
-        default:
-            break;
-        }
     }
 }
 

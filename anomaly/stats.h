@@ -239,9 +239,14 @@ typedef struct lsf_topk {
     lsf_topk_entry *heap; /* min-heap by count, k entries */
     uint32_t *index;      /* open addressing: id -> heap slot + 1 (0 empty); NULL for k <= 8 */
     uint32_t k, n, index_cap;
+    bool heap_given;      /* heap is the caller's (lsf_topk_init_in): not freed, not counted */
 } lsf_topk;
 
 void lsf_topk_init(lsf_topk *t, uint32_t k);
+/* lsf_topk_init with the heap in the caller's memory, k entries of it, so
+ * it can sit next to the caller's other state (the anomaly stage keeps a
+ * source's top templates inside the key's record). */
+void lsf_topk_init_in(lsf_topk *t, uint32_t k, lsf_topk_entry *heap);
 void lsf_topk_free(lsf_topk *t);
 /* Counts n more of id. When id takes the place of the least counted item,
  * that item is copied to *evicted (may be NULL) and true returned. */

@@ -45,9 +45,27 @@ void lsf_topk_init(lsf_topk *t, uint32_t k)
         lsf_die("out of memory (top-%u summary)", k);
 }
 
+void lsf_topk_init_in(lsf_topk *t, uint32_t k, lsf_topk_entry *heap)
+{
+    memset(t, 0, sizeof(*t));
+    t->k = k ? k : 1;
+    t->heap = heap;
+    t->heap_given = true;
+    memset(heap, 0, t->k * sizeof(*heap));
+    if (t->k > SMALL_K) {
+        t->index_cap = 8;
+        while (t->index_cap < 2 * t->k)
+            t->index_cap *= 2;
+        t->index = calloc(t->index_cap, sizeof(*t->index));
+        if (!t->index)
+            lsf_die("out of memory (top-%u summary)", k);
+    }
+}
+
 void lsf_topk_free(lsf_topk *t)
 {
-    free(t->heap);
+    if (!t->heap_given)
+        free(t->heap);
     free(t->index);
     t->heap = NULL;
     t->index = NULL;
@@ -235,7 +253,8 @@ uint64_t lsf_topk_count(const lsf_topk *t, uint64_t id)
 
 size_t lsf_topk_bytes(const lsf_topk *t)
 {
-    return t->k * sizeof(*t->heap) + (size_t)t->index_cap * sizeof(*t->index);
+    return (t->heap_given ? 0 : t->k * sizeof(*t->heap)) +
+           (size_t)t->index_cap * sizeof(*t->index);
 }
 
 void lsf_topk_save(const lsf_topk *t, lsf_wbuf *w)

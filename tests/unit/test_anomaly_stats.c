@@ -531,6 +531,23 @@ static void test_topk_recall_on_zipf(void **state)
     assert_true(ev.id == 7 && ev.count == 1);
     assert_true(lsf_topk_count(&sm, 0) == 34 && lsf_topk_count(&sm, 8) == 2);
     assert_null(lsf_topk_find(&sm, 7));
+    /* with the heap in the caller's memory: the same summary, not counted, not freed */
+    lsf_topk_entry mem[4 + 1];
+    mem[4].id = 0x5e47;
+    lsf_topk given;
+    lsf_topk_init_in(&given, 4, mem);
+    for (int i = 0; i < 100; i++)
+        lsf_topk_add(&given, (uint64_t)(i % 3), 1, NULL);
+    lsf_topk_add(&given, 7, 1, NULL);
+    lsf_topk_add(&given, 8, 1, &ev);
+    lsf_topk_entry a[4], b[4];
+    uint32_t na = lsf_topk_list(&sm, a, 4), nb = lsf_topk_list(&given, b, 4);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof(a[0]));
+    assert_int_equal(lsf_topk_bytes(&given), 0);
+    assert_true(lsf_topk_bytes(&sm) == 4 * sizeof(lsf_topk_entry));
+    assert_true(mem[4].id == 0x5e47); /* only k entries written */
+    lsf_topk_free(&given);
     lsf_topk_free(&sm);
 }
 
