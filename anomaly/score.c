@@ -576,6 +576,8 @@ static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
         }
         if (d->def.type == LSF_ANOM_NEW_VALUE)
             lsf_firstseen_prefetch(&e->u.values, in->vhash);
+        else if (d->def.type == LSF_ANOM_RARE_TEMPLATE)
+            lsf_firstseen_prefetch(&e->u.tpl.seen, in->vhash);
     }
 }
 
