@@ -545,7 +545,7 @@ static inline void touch(const void *p)
  * step then stalled on the record anyway), while loads of different
  * records issued one after another overlap. Measured on anomaly_bench -f:
  * 0.77-0.90 -> 0.71-0.77 us a line (8 alternating runs each). */
-static void prefetch_entry(anom_ctx *x, const obs *o)
+static void load_record(anom_ctx *x, const obs *o)
 {
     const lsf_anom_group *g = x->groups[o->grp].grp;
     const lsf_anom_keytab *t = &g->shard[o->shard];
@@ -720,7 +720,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
         }
         if (k >= 1 && k - 1 < ns)
             for (uint32_t j = w->shard_off[k - 1]; j < w->shard_off[k]; j++)
-                prefetch_entry(x, &w->o[w->order[j]]);
+                load_record(x, &w->o[w->order[j]]);
         if (k >= 2 && k - 2 < ns)
             for (uint32_t j = w->shard_off[k - 2]; j < w->shard_off[k - 1]; j++)
                 prefetch_state(x, w, &w->o[w->order[j]]);
