@@ -320,6 +320,7 @@ int lsf_anomaly_cmd_templates(int argc, char **argv)
         return 1;
     }
     lsf_miner *m = a.det[0].miner;
+    lsf_miner_memo *memo = lsf_miner_memo_new(m);
     if (state && lsf_anom_snapshot_load(&a, state, &err) < 0)
         fprintf(stderr, "logsift templates: %s\n", err.msg);
     static char obuf[1 << 16];
@@ -332,7 +333,7 @@ int lsf_anomaly_cmd_templates(int argc, char **argv)
     while ((n = getline(&line, &cap, in)) > 0) {
         chomp(line, &n);
         lsf_template_match tm;
-        lsf_miner_add(m, line, (size_t)n, &tm);
+        lsf_miner_memo_add(memo, line, (size_t)n, &tm);
         int tl = lsf_miner_text(m, tm.slot, tm.id, text, sizeof(text));
         printf("%" PRIu64 ",%016" PRIx64 ",", ++no, tm.id);
         put_csv_quoted(text, tl > 0 ? (size_t)tl : 0);
@@ -346,6 +347,7 @@ int lsf_anomaly_cmd_templates(int argc, char **argv)
         rc = 1;
     }
     free(line);
+    lsf_miner_memo_free(memo);
     lsf_anom_free(&a);
     if (in != stdin)
         fclose(in);

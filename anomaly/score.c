@@ -88,6 +88,7 @@ typedef struct wscratch {
     double *best;        /* per event: the score whose fields it carries */
     uint64_t *hits;      /* per event: detectors (first 64) that reached `annotate` */
     size_t best_cap;
+    lsf_miner_memo **memo; /* per detector: rare_template's lines this worker mined */
 } wscratch;
 
 typedef struct anom_ctx {
@@ -259,7 +260,7 @@ static bool input_of(lsf_anom_det *d, wscratch *w, const lsf_event *ev, input *i
             in->val_off = buf_put(w, v.ptr, in->val_len);
         } else {
             lsf_template_match tm;
-            lsf_miner_add(d->miner, v.ptr, v.len, &tm);
+            lsf_miner_memo_add(w->memo[in->det], v.ptr, v.len, &tm);
             in->vhash = tm.id;
             in->tslot = tm.slot;
         }
@@ -788,8 +789,16 @@ static int anom_init(lsf_stage *st, lsf_errbuf *err)
     x->w = calloc((size_t)x->nworkers, sizeof(wscratch));
     if (!x->w)
         lsf_die("out of memory");
-    for (int i = 0; i < x->nworkers; i++)
-        x->w[i].shard_off = xrealloc(NULL, (a->nshards + 1) * sizeof(uint32_t));
+    for (int i = 0; i < x->nworkers; i++) {
+        wscratch *w = &x->w[i];
+        w->shard_off = xrealloc(NULL, (a->nshards + 1) * sizeof(uint32_t));
+        w->memo = calloc(a->ndet ? a->ndet : 1, sizeof(lsf_miner_memo *));
+        if (!w->memo)
+            lsf_die("out of memory");
+        for (uint32_t d = 0; d < a->ndet; d++)
+            if (a->det[d].miner)
+                w->memo[d] = lsf_miner_memo_new(a->det[d].miner);
+    }
     x->c_events = lsf_counter_new(st->name, "events");
     x->c_annotated = lsf_counter_new(st->name, "annotated");
     x->c_alerts = lsf_counter_new(st->name, "alerts");
@@ -830,9 +839,13 @@ static void anom_destroy(lsf_stage *st)
         }
     free(x->a.tk);
     x->a.tk = NULL;
+    for (int i = 0; x->w && i < x->nworkers; i++) /* before the detectors go */
+        for (uint32_t d = 0; x->w[i].memo && d < x->a.ndet; d++)
+            lsf_miner_memo_free(x->w[i].memo[d]);
     if (x->parsed)
         lsf_anom_free(&x->a);
     for (int i = 0; x->w && i < x->nworkers; i++) {
+        free(x->w[i].memo);
         free(x->w[i].o);
         free(x->w[i].order);
         free(x->w[i].in);

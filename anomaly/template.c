@@ -38,10 +38,19 @@
  * sixteenth is evicted in one pass (counted), which keeps eviction cheap
  * when a source floods the miner with unparseable lines.
  *
+ * Exact repeats: structured logs often carry a constant message ("order
+ * placed") with the variables in other fields, so the same line comes back
+ * again and again. A worker's memo (lsf_miner_memo) remembers the answer for
+ * a line it mined; it is reused only while the miner's version - bumped by
+ * every change to templates or leaves - is the one it was found under, so
+ * it is exactly the answer mining would give, for a hash, a compare and the
+ * read lock instead of masking and the tree.
+ *
  * Threads: matching a line against existing templates takes the read side
  * of a read-write lock (counts and recency are atomics), so workers mine in
  * parallel; creating or generalising a template retakes the write side and
- * repeats the search (another worker may have done it meanwhile).
+ * repeats the search (another worker may have done it meanwhile). A memo
+ * belongs to one thread.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,6 +97,7 @@ struct lsf_miner {
     uint32_t leaf_cap, nleaves;
     _Atomic uint64_t clock;
     uint64_t created, evicted;
+    uint64_t version; /* bumped (under the write lock) by any change to templates or leaves */
 };
 
 void lsf_miner_opts_default(lsf_miner_opts *o)
@@ -114,6 +124,7 @@ lsf_miner *lsf_miner_new(const lsf_miner_opts *o)
     if (m->opts.max_templates < 1)
         m->opts.max_templates = 1;
     pthread_rwlock_init(&m->lock, NULL);
+    m->version = 1; /* a memo's empty lines hold 0 */
     m->leaf_cap = 64;
     m->leaves = xcalloc(m->leaf_cap, sizeof(leaf));
     return m;
@@ -373,7 +384,10 @@ static uint64_t build(cluster *c, const char *line, const lsf_masked *mk, size_t
     return id ? id : 1;
 }
 
-void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_match *out)
+/* The line's template; true when found on the read side without a change,
+ * with the version it was found under (a memo may keep such an answer). */
+static bool mine(lsf_miner *m, const char *line, size_t len, lsf_template_match *out,
+                 uint64_t *version)
 {
     lsf_masked mk;
     lsf_mask_line(line, len, &mk);
@@ -388,12 +402,14 @@ void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_matc
     int64_t b = l ? best_match(m, l, &mk) : -1;
     if (b >= 0 && !needs_generalising(&m->cl[b], &mk)) {
         fill_match(m, &m->cl[b], (uint32_t)b, out);
+        *version = m->version;
         pthread_rwlock_unlock(&m->lock);
-        return;
+        return true;
     }
     pthread_rwlock_unlock(&m->lock);
 
     pthread_rwlock_wrlock(&m->lock);
+    m->version++;
     l = leaf_get(m, mk.n, k0, k1);
     b = best_match(m, l, &mk);
     if (b >= 0) {
@@ -420,6 +436,78 @@ void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_matc
         fill_match(m, c, slot, out);
     }
     pthread_rwlock_unlock(&m->lock);
+    return false;
+}
+
+void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_match *out)
+{
+    uint64_t version;
+    mine(m, line, len, out, &version);
+}
+
+/* ---- a worker's memo of exact lines -------------------------------------- */
+
+#define MEMO_LINES 256 /* direct-mapped by the line's hash: 32 KiB */
+#define MEMO_TEXT 96   /* longer lines are not remembered (they rarely repeat) */
+
+typedef struct memo_line {
+    uint64_t hash, version, id; /* version 0: empty */
+    uint32_t slot, len;
+    char text[MEMO_TEXT];
+} memo_line;
+
+struct lsf_miner_memo {
+    lsf_miner *m;
+    uint64_t hits;
+    memo_line line[MEMO_LINES];
+};
+
+lsf_miner_memo *lsf_miner_memo_new(lsf_miner *m)
+{
+    lsf_miner_memo *mm = xcalloc(1, sizeof(*mm));
+    mm->m = m;
+    return mm;
+}
+
+void lsf_miner_memo_free(lsf_miner_memo *mm)
+{
+    free(mm);
+}
+
+uint64_t lsf_miner_memo_hits(const lsf_miner_memo *mm)
+{
+    return mm->hits;
+}
+
+void lsf_miner_memo_add(lsf_miner_memo *mm, const char *line, size_t len, lsf_template_match *out)
+{
+    lsf_miner *m = mm->m;
+    if (len > MEMO_TEXT) {
+        lsf_miner_add(m, line, len, out);
+        return;
+    }
+    uint64_t h = lsf_hash64(line, len, 0x6d656d6fULL);
+    memo_line *e = &mm->line[h & (MEMO_LINES - 1)];
+    if (e->hash == h && e->len == len && memcmp(e->text, line, len) == 0) {
+        pthread_rwlock_rdlock(&m->lock);
+        if (e->version == m->version) { /* no template changed: mining would say the same */
+            memset(out, 0, sizeof(*out));
+            fill_match(m, &m->cl[e->slot], e->slot, out);
+            pthread_rwlock_unlock(&m->lock);
+            mm->hits++;
+            return;
+        }
+        pthread_rwlock_unlock(&m->lock);
+    }
+    uint64_t version;
+    if (mine(m, line, len, out, &version)) {
+        e->hash = h;
+        e->version = version;
+        e->id = out->id;
+        e->slot = out->slot;
+        e->len = (uint32_t)len;
+        memcpy(e->text, line, len);
+    }
 }
 
 /* ---- text, stats, snapshots -------------------------------------------- */
@@ -531,6 +619,7 @@ static bool parts_valid(const part *p, uint32_t n, uint32_t trail_off)
 int lsf_miner_load(lsf_miner *m, lsf_rbuf *r)
 {
     pthread_rwlock_wrlock(&m->lock);
+    m->version++;
     clear(m);
     uint32_t magic = lsf_rbuf_u32(r);
     uint32_t n = lsf_rbuf_u32(r);

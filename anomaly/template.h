@@ -72,6 +72,16 @@ lsf_miner *lsf_miner_new(const lsf_miner_opts *o);
 void lsf_miner_free(lsf_miner *m);
 /* Assigns a line to a template. */
 void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_match *out);
+/* A thread's memo of the lines it mined for miner m (template.c): an exact
+ * repeat of a remembered line is answered as lsf_miner_add would answer it,
+ * without masking or the tree, while no template changed. */
+typedef struct lsf_miner_memo lsf_miner_memo;
+lsf_miner_memo *lsf_miner_memo_new(lsf_miner *m); /* never NULL */
+void lsf_miner_memo_free(lsf_miner_memo *mm);
+/* lsf_miner_add on the memo's miner, asking the memo first. */
+void lsf_miner_memo_add(lsf_miner_memo *mm, const char *line, size_t len, lsf_template_match *out);
+/* Lines the memo answered. */
+uint64_t lsf_miner_memo_hits(const lsf_miner_memo *mm);
 /* Writes the current text of the template in `slot` if it still has id `id`
  * (NUL-terminated, truncated to cap). Returns its length, or -1 when the
  * template was evicted. */

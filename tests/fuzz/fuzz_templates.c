@@ -5,7 +5,8 @@
  * and separators inside the line, in order, at most LSF_MASK_MAX_TOKENS),
  * then mined by one miner that lives across inputs, so templates are
  * created, generalised and evicted (a small max_templates) as in a long run;
- * a matched template's text must be readable back.
+ * a matched template's text must be readable back. A second miner with a
+ * memo (lsf_miner_memo_add) mines the same lines and must answer the same.
  * Threads: single-threaded.
  */
 #include <stdint.h>
@@ -14,7 +15,8 @@
 
 #include "anomaly/template.h"
 
-static lsf_miner *miner;
+static lsf_miner *miner, *memo_miner;
+static lsf_miner_memo *memo;
 
 static void check_masked(size_t n, const lsf_masked *m)
 {
@@ -41,6 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lsf_miner_opts_default(&o);
         o.max_templates = 64;
         miner = lsf_miner_new(&o);
+        memo_miner = lsf_miner_new(&o);
+        memo = lsf_miner_memo_new(memo_miner);
     }
     static lsf_masked m;
     const char *p = (const char *)data, *end = p + size;
@@ -51,6 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_masked(n, &m);
         lsf_template_match tm;
         lsf_miner_add(miner, p, n, &tm);
+        lsf_template_match tm2;
+        lsf_miner_memo_add(memo, p, n, &tm2);
+        if (tm.id != tm2.id || tm.slot != tm2.slot || tm.count != tm2.count ||
+            tm.created != tm2.created || tm.generalised != tm2.generalised)
+            abort(); /* the memo answers as mining does */
         char text[512];
         if (lsf_miner_text(miner, tm.slot, tm.id, text, sizeof(text)) < 0)
             abort(); /* the template a line just matched cannot be gone */

@@ -176,6 +176,51 @@ static void test_miner_bounded(void **state)
     lsf_miner_free(m);
 }
 
+/* A memo answers exactly as mining does, through creations,
+ * generalisations and evictions: two miners in lockstep, one with a memo. */
+static void test_miner_memo_answers_as_mining(void **state)
+{
+    (void)state;
+    lsf_miner_opts o;
+    lsf_miner_opts_default(&o);
+    o.max_templates = 16;
+    lsf_miner *plain = lsf_miner_new(&o), *memoed = lsf_miner_new(&o);
+    lsf_miner_memo *memo = lsf_miner_memo_new(memoed);
+    char line[128];
+    uint32_t x = 7;
+    int repeats = 0;
+    for (int i = 0; i < 20000; i++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t r = x >> 8;
+        int n;
+        if (r % 16 < 8) /* a fixed line of 8 */
+            n = snprintf(line, sizeof(line), "%s", lines[r / 16 % 8]);
+        else if (r % 16 == 8) /* one of 40 kinds: templates come and go (16 held) */
+            n = snprintf(line, sizeof(line), "event kind%c%c happened", 'a' + (int)(r / 16 % 40) % 26,
+                         'a' + (int)(r / 16 % 40) / 26);
+        else if (r % 16 < 12) /* a constant word that later lines turn into a variable */
+            n = snprintf(line, sizeof(line), "queue %s drained", r / 16 % 3 ? "alpha" : "17");
+        else /* too long to be remembered */
+            n = snprintf(line, sizeof(line), "%0100u long line %u", r % 5, r % 3);
+        lsf_template_match a, b;
+        lsf_miner_add(plain, line, (size_t)n, &a);
+        lsf_miner_memo_add(memo, line, (size_t)n, &b);
+        assert_true(a.id == b.id);
+        assert_int_equal(a.slot, b.slot);
+        assert_int_equal(a.count, b.count);
+        assert_int_equal(a.created, b.created);
+        assert_int_equal(a.generalised, b.generalised);
+        repeats += !a.created && !a.generalised;
+    }
+    uint64_t held, created, evicted;
+    lsf_miner_stats(memoed, &held, &created, &evicted);
+    assert_true(evicted > 0 && repeats > 10000);
+    assert_true(lsf_miner_memo_hits(memo) > 5000); /* both paths were taken */
+    lsf_miner_memo_free(memo);
+    lsf_miner_free(plain);
+    lsf_miner_free(memoed);
+}
+
 /* ---- series model --------------------------------------------------------------- */
 
 static void test_model_scores_spike_after_learning(void **state)
@@ -679,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_miner_groups_and_ids),
         cmocka_unit_test(test_miner_snapshot_keeps_ids),
         cmocka_unit_test(test_miner_bounded),
+        cmocka_unit_test(test_miner_memo_answers_as_mining),
         cmocka_unit_test(test_model_scores_spike_after_learning),
         cmocka_unit_test(test_model_vigilance_after_a_report),
         cmocka_unit_test(test_model_second_tier_on_a_quiet_key),
