@@ -89,6 +89,7 @@ typedef struct wscratch {
     uint64_t *hits;      /* per event: detectors (first 64) that reached `annotate` */
     size_t best_cap;
     lsf_miner_memo **memo; /* per detector: rare_template's lines this worker mined */
+    uint16_t *at;          /* per detector: where its field was in this worker's last event */
 } wscratch;
 
 typedef struct anom_ctx {
@@ -192,11 +193,13 @@ static bool where_holds(const lsf_anom_det *d, const lsf_event *ev)
     return true;
 }
 
-/* The numeric value of d's field; false when absent, *bad when not a number. */
-static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, bool *bad)
+/* The numeric value of d's field; false when absent, *bad when not a number.
+ * at: where the field was in the worker's last event (lsf_event_find_at). */
+static bool number_of(const lsf_anom_det *d, const lsf_event *ev, uint16_t *at, double *x,
+                      bool *bad)
 {
     const lsf_fieldref *ref = field_ref(d);
-    const lsf_field *f = lsf_event_find(ev, ref->name);
+    const lsf_field *f = lsf_event_find_at(ev, ref->name, at);
     *bad = false;
     if (f && f->type == LSF_T_INT) {
         *x = (double)f->v.i;
@@ -209,7 +212,7 @@ static bool number_of(const lsf_anom_det *d, const lsf_event *ev, double *x, boo
     }
     char scratch[32], tmp[64];
     lsf_str v;
-    if (!lsf_fieldref_get(ev, ref, scratch, &v))
+    if (!lsf_fieldref_get_at(ev, ref, scratch, &v, at))
         return false;
     if (v.len == 0 || v.len >= sizeof(tmp)) {
         *bad = true;
@@ -243,14 +246,14 @@ static bool input_of(lsf_anom_det *d, wscratch *w, const lsf_event *ev, input *i
     in->x = 0;
     if (d->def.type == LSF_ANOM_NUMERIC) {
         bool bad = false;
-        if (!number_of(d, ev, &in->x, &bad)) {
+        if (!number_of(d, ev, &w->at[in->det], &in->x, &bad)) {
             lsf_counter_add(bad ? d->c_bad_value : d->c_skipped, 1);
             return false;
         }
     } else if (d->def.type != LSF_ANOM_RATE) {
         char scratch[32];
         lsf_str v;
-        if (!lsf_fieldref_get(ev, field_ref(d), scratch, &v)) {
+        if (!lsf_fieldref_get_at(ev, field_ref(d), scratch, &v, &w->at[in->det])) {
             lsf_counter_add(d->c_skipped, 1);
             return false;
         }
@@ -793,7 +796,8 @@ static int anom_init(lsf_stage *st, lsf_errbuf *err)
         wscratch *w = &x->w[i];
         w->shard_off = xrealloc(NULL, (a->nshards + 1) * sizeof(uint32_t));
         w->memo = calloc(a->ndet ? a->ndet : 1, sizeof(lsf_miner_memo *));
-        if (!w->memo)
+        w->at = calloc(a->ndet ? a->ndet : 1, sizeof(uint16_t));
+        if (!w->memo || !w->at)
             lsf_die("out of memory");
         for (uint32_t d = 0; d < a->ndet; d++)
             if (a->det[d].miner)
@@ -846,6 +850,7 @@ static void anom_destroy(lsf_stage *st)
         lsf_anom_free(&x->a);
     for (int i = 0; x->w && i < x->nworkers; i++) {
         free(x->w[i].memo);
+        free(x->w[i].at);
         free(x->w[i].o);
         free(x->w[i].order);
         free(x->w[i].in);

@@ -202,7 +202,9 @@ lsf_event *lsf_batch_push_record(lsf_batch *b, const char *rec, size_t len, int6
 /* ---- dynamic fields ---------------------------------------------------- */
 
 /* Adds a field; the name and value slices must live as long as the batch
- * (arena, record, or static). Replaces an existing field of the same name. */
+ * (arena, record, or static). Replaces an existing field of the same name:
+ * an event's field names are unique, and whatever adds or renames fields
+ * keeps them so (lsf_event_find_at relies on it). */
 lsf_field *lsf_event_set(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id);
 /* The same for a name the caller knows ev does not have (no search). */
 lsf_field *lsf_event_append(lsf_batch *b, lsf_event *ev, lsf_str name, uint16_t id);
@@ -212,6 +214,19 @@ void lsf_event_set_float(lsf_batch *b, lsf_event *ev, lsf_str name, double v);
 void lsf_event_set_bool(lsf_batch *b, lsf_event *ev, lsf_str name, bool v);
 /* Finds a dynamic field by name; NULL when absent. */
 lsf_field *lsf_event_find(const lsf_event *ev, lsf_str name);
+/* lsf_event_find, looking first at index *at, where the caller found the
+ * name last time (updated when found elsewhere). Names being unique, the
+ * answer is the same; a caller that sees events of one shape (a source's
+ * parser lays its fields out alike) skips the scan. */
+static inline lsf_field *lsf_event_find_at(const lsf_event *ev, lsf_str name, uint16_t *at)
+{
+    if (*at < ev->nfields && lsf_str_eq(ev->fields[*at].name, name))
+        return &ev->fields[*at];
+    lsf_field *f = lsf_event_find(ev, name);
+    if (f)
+        *at = (uint16_t)(f - ev->fields);
+    return f;
+}
 /* Adds a tag unless present; the slice must live as long as the batch. */
 void lsf_event_add_tag(lsf_batch *b, lsf_event *ev, lsf_str tag);
 /* Reads any field, well-known (message, host.name, process.name, ...) or

@@ -34,7 +34,10 @@ struct lsf_pending {
 
 /* ---- reading fields ------------------------------------------------------------- */
 
-bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch, lsf_str *out)
+/* The field's text; a dynamic field is looked for at *at first (at: NULL
+ * for a plain search). */
+static inline bool fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
+                                lsf_str *out, uint16_t *at)
 {
     const lsf_str *slot;
     switch (f->fx) {
@@ -55,7 +58,7 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
         break;
     case LSF_FX_DYNAMIC:
     case LSF_FX_RESERVED: {
-        const lsf_field *fd = lsf_event_find(ev, f->name);
+        const lsf_field *fd = at ? lsf_event_find_at(ev, f->name, at) : lsf_event_find(ev, f->name);
         return fd && lsf_field_text(fd, scratch, out);
     }
     default:
@@ -65,6 +68,17 @@ bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch,
         return false;
     *out = *slot;
     return true;
+}
+
+bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch, lsf_str *out)
+{
+    return fieldref_get(ev, f, scratch, out, NULL);
+}
+
+bool lsf_fieldref_get_at(const lsf_event *ev, const lsf_fieldref *f, char *scratch, lsf_str *out,
+                         uint16_t *at)
+{
+    return fieldref_get(ev, f, scratch, out, at);
 }
 
 /* Copies a slice into a NUL-terminated buffer; false when it does not fit. */

@@ -61,6 +61,9 @@ typedef struct lsf_fieldref {
 lsf_fieldref lsf_fieldref_make(const char *name);
 /* Reads a field as text (numbers formatted into scratch, >= 32 bytes). */
 bool lsf_fieldref_get(const lsf_event *ev, const lsf_fieldref *f, char *scratch, lsf_str *out);
+/* The same, a dynamic field looked for at *at first (lsf_event_find_at). */
+bool lsf_fieldref_get_at(const lsf_event *ev, const lsf_fieldref *f, char *scratch, lsf_str *out,
+                         uint16_t *at);
 /* Names a rule may not write (set by parsers or by the engine itself). */
 bool lsf_field_reserved(const char *name);
 
