@@ -78,17 +78,23 @@ void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash)
         __builtin_prefetch(&c->cnt[pos(c, hash, r)], 1);
 }
 
-uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n)
+uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n, uint32_t *before)
 {
-    uint32_t est = lsf_cms_estimate(c, hash);
+    uint32_t at[16]; /* the item's counters, found once (depth <= 16) */
+    uint32_t est = UINT32_MAX;
+    for (uint32_t r = 0; r < c->depth; r++) {
+        at[r] = pos(c, hash, r);
+        if (c->cnt[at[r]] < est)
+            est = c->cnt[at[r]];
+    }
+    if (before)
+        *before = est;
     uint64_t target = (uint64_t)est + n;
     if (target > UINT32_MAX)
         target = UINT32_MAX;
-    for (uint32_t r = 0; r < c->depth; r++) {
-        uint32_t *v = &c->cnt[pos(c, hash, r)];
-        if (*v < target)
-            *v = (uint32_t)target;
-    }
+    for (uint32_t r = 0; r < c->depth; r++)
+        if (c->cnt[at[r]] < target)
+            c->cnt[at[r]] = (uint32_t)target;
     c->total += n;
     return (uint32_t)target;
 }

@@ -379,10 +379,9 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
         seen = LSF_SEEN_KNOWN;
     } else {
         seen = lsf_firstseen_add(&e->u.tpl.seen, tm->id, time_ns, d->def.learning_ns, &p_new);
-        c = lsf_cms_estimate(&s->cms, pair);
-        if (top && top->count > c)
-            c = top->count;
-        lsf_cms_add(&s->cms, pair, 1);
+        uint32_t before;
+        lsf_cms_add(&s->cms, pair, 1, &before);
+        c = top && top->count > before ? top->count : before;
     }
     lsf_topk_entry out;
     if (lsf_topk_add(&e->u.tpl.top, tm->id, 1, &out) && out.count > out.err) {
@@ -390,7 +389,7 @@ void lsf_anom_rare_template(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_entry *
          * of it may be there already: the sketch only ever overestimates) */
         uint64_t k = out.count - out.err;
         lsf_cms_add(&s->cms, lsf_anom_pair_hash(e->rec->hash, out.id),
-                    k > UINT32_MAX ? UINT32_MAX : (uint32_t)k);
+                    k > UINT32_MAX ? UINT32_MAX : (uint32_t)k, NULL);
     }
     e->u.tpl.n++;
     if (s->cms.total >= CMS_AGE_TOTAL)

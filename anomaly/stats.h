@@ -218,8 +218,9 @@ typedef struct lsf_cms {
 void lsf_cms_init(lsf_cms *c, double eps, double delta);
 void lsf_cms_free(lsf_cms *c);
 /* Conservative update: raises only the counters that are below the new
- * estimate. Returns the new estimate of the item. */
-uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n);
+ * estimate. Returns the new estimate of the item; *before (unless NULL) is
+ * its estimate before the add, as lsf_cms_estimate would have said. */
+uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n, uint32_t *before);
 uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash);
 /* Asks for the counters of an item ahead of an estimate or add. */
 void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash);

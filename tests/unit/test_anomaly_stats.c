@@ -467,7 +467,9 @@ static void test_cms_overestimate_bound(void **state)
             k = ITEMS - 1;
         truth[k]++;
         total++;
-        lsf_cms_add(&c, lsf_mix64(k + 17), 1);
+        uint32_t was = lsf_cms_estimate(&c, lsf_mix64(k + 17)), before;
+        assert_int_equal(lsf_cms_add(&c, lsf_mix64(k + 17), 1, &before), was + 1);
+        assert_int_equal(before, was);
     }
     assert_true(c.total == total);
     int over = 0;
