@@ -154,7 +154,6 @@ struct lsf_anom_entry {
  * last live part. */
 struct lsf_anom_rec {
     uint64_t hash;
-    lsf_anom_rec *hnext;            /* hash chain of the group shard */
     uint32_t key_len;
     uint32_t live;                  /* bit i: part i is live */
     char *key;                      /* after the cold tail, NUL-terminated */
@@ -163,10 +162,18 @@ struct lsf_anom_rec {
      * then the cold tail, each detector's at cold_off[slot] past the parts */
 };
 
-/* A key group's table of records, one per shard (used under that shard's ticket). */
+/* A slot of a key table: the key's hash beside its record, so a lookup reads
+ * the table alone until it holds the right record (records are misses). */
+typedef struct lsf_anom_slot {
+    uint64_t hash;
+    lsf_anom_rec *rec; /* NULL: empty */
+} lsf_anom_slot;
+
+/* A key group's table of records, one per shard (used under that shard's
+ * ticket): open addressing with linear probing, at most half full. */
 typedef struct lsf_anom_keytab {
-    lsf_anom_rec **buckets;
-    uint32_t nbuckets, n;
+    lsf_anom_slot *slot;
+    uint32_t nslots, n;
 } lsf_anom_keytab;
 
 #define LSF_ANOM_MAX_GROUP 32 /* detectors sharing one record (more start a new group) */
@@ -261,10 +268,12 @@ static inline void *lsf_anom_cold(const lsf_anom_det *d, const lsf_anom_rec *r)
 static inline lsf_anom_rec *lsf_anom_group_find(const lsf_anom_group *g, uint32_t k, uint64_t hash)
 {
     const lsf_anom_keytab *t = &g->shard[k];
-    lsf_anom_rec *r = t->buckets[hash & (t->nbuckets - 1)];
-    while (r && r->hash != hash)
-        r = r->hnext;
-    return r;
+    uint32_t mask = t->nslots - 1;
+    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+        const lsf_anom_slot *s = &t->slot[i];
+        if (!s->rec || s->hash == hash)
+            return s->rec;
+    }
 }
 /* The record of hash in d's group's shard k, or NULL. */
 static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k, uint64_t hash)

@@ -25,7 +25,8 @@
  *
  * Cost per key, charged to each detector: its part (+ the key text) plus
  * what it keeps (model.c, firstseen.c, topk.c report their bytes), plus 8
- * bytes of hash bucket. The dead parts of a record that another detector
+ * bytes a bucket of a table of its own keys' size (the group's real table,
+ * 16-byte slots at most half full, is shared by its detectors). The dead parts of a record that another detector
  * still keeps are charged to no one; records come from the group's slab
  * (slab.c).
  *
@@ -120,8 +121,8 @@ void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
     g->nshards = d->nshards;
     g->shard = xcalloc(g->nshards, sizeof(lsf_anom_keytab));
     for (uint32_t i = 0; i < g->nshards; i++) {
-        g->shard[i].nbuckets = 64;
-        g->shard[i].buckets = xcalloc(64, sizeof(lsf_anom_rec *));
+        g->shard[i].nslots = 64;
+        g->shard[i].slot = xcalloc(64, sizeof(lsf_anom_slot));
     }
     d->grp = g;
     d->grp_slot = 0;
@@ -134,7 +135,7 @@ void lsf_anom_group_free(lsf_anom_det *d)
     if (!d->grp_owner || !d->grp)
         return;
     for (uint32_t i = 0; i < d->grp->nshards; i++)
-        free(d->grp->shard[i].buckets);
+        free(d->grp->shard[i].slot);
     lsf_anom_slab_free(&d->grp->slab);
     free(d->grp->shard);
     free(d->grp);
@@ -159,14 +160,30 @@ static size_t entry_size(const lsf_anom_det *d, const lsf_anom_entry *e)
            lsf_anom_entry_bytes(d, e);
 }
 
+/* Empties slot i of t, moving later slots of its probe run back so that
+ * every key stays reachable from its home slot (no tombstones). */
+static void slot_remove(lsf_anom_keytab *t, uint32_t i)
+{
+    uint32_t mask = t->nslots - 1;
+    for (uint32_t j = (i + 1) & mask; t->slot[j].rec; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)t->slot[j].hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) { /* the hole is on j's probe path */
+            t->slot[i] = t->slot[j];
+            i = j;
+        }
+    }
+    t->slot[i] = (lsf_anom_slot){0, NULL};
+}
+
 /* Takes record r out of its table and frees it (its parts are all dead). */
 static void rec_free(lsf_anom_group *g, lsf_anom_keytab *t, lsf_anom_rec *r)
 {
-    lsf_anom_rec **pp = &t->buckets[r->hash & (t->nbuckets - 1)];
-    while (*pp && *pp != r)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = r->hnext;
+    uint32_t mask = t->nslots - 1;
+    for (uint32_t i = (uint32_t)r->hash & mask; t->slot[i].rec; i = (i + 1) & mask)
+        if (t->slot[i].rec == r) {
+            slot_remove(t, i);
+            break;
+        }
     t->n--;
     lsf_anom_slab_put(&g->slab, r, rec_size(g, r->key_len));
 }
@@ -206,19 +223,25 @@ void lsf_anom_shards_free(lsf_anom_det *d)
     d->shard = NULL;
 }
 
+/* Puts record r (absent from t) in the first free slot of its probe run. */
+static void slot_put(lsf_anom_slot *slot, uint32_t nslots, lsf_anom_rec *r)
+{
+    uint32_t mask = nslots - 1, i = (uint32_t)r->hash & mask;
+    while (slot[i].rec)
+        i = (i + 1) & mask;
+    slot[i] = (lsf_anom_slot){r->hash, r};
+}
+
 static void grow(lsf_anom_keytab *t)
 {
-    uint32_t nb = t->nbuckets * 2;
-    lsf_anom_rec **b = xcalloc(nb, sizeof(*b));
-    for (uint32_t i = 0; i < t->nbuckets; i++)
-        for (lsf_anom_rec *r = t->buckets[i], *next; r; r = next) {
-            next = r->hnext;
-            r->hnext = b[r->hash & (nb - 1)];
-            b[r->hash & (nb - 1)] = r;
-        }
-    free(t->buckets);
-    t->buckets = b;
-    t->nbuckets = nb;
+    uint32_t ns = t->nslots * 2;
+    lsf_anom_slot *slot = xcalloc(ns, sizeof(*slot));
+    for (uint32_t i = 0; i < t->nslots; i++)
+        if (t->slot[i].rec)
+            slot_put(slot, ns, t->slot[i].rec);
+    free(t->slot);
+    t->slot = slot;
+    t->nslots = ns;
 }
 
 /* Evicts least-recently-used entries other than `keep` while over budget. */
@@ -250,10 +273,9 @@ static lsf_anom_rec *rec_new(lsf_anom_det *d, lsf_anom_keytab *t, uint64_t hash,
     r->key = (char *)(r + 1) + d->grp->parts_bytes + d->grp->cold_bytes;
     memcpy(r->key, key, key_len);
     r->key[key_len] = 0;
-    if (2 * (t->n + 1) > t->nbuckets) /* at most half full: most keys first in their chain */
+    if (2 * (t->n + 1) > t->nslots) /* at most half full: short probe runs */
         grow(t);
-    r->hnext = t->buckets[hash & (t->nbuckets - 1)];
-    t->buckets[hash & (t->nbuckets - 1)] = r;
+    slot_put(t->slot, t->nslots, r);
     t->n++;
     return r;
 }

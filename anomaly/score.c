@@ -526,7 +526,7 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 static void prefetch_bucket(anom_ctx *x, wscratch *w, const obs *o)
 {
     const lsf_anom_keytab *t = &x->groups[o->grp].grp->shard[o->shard];
-    __builtin_prefetch(&t->buckets[o->hash & (t->nbuckets - 1)]);
+    __builtin_prefetch(&t->slot[o->hash & (t->nslots - 1)]);
     for (uint32_t j = 0; j < o->nin; j++) {
         const input *in = &w->in[o->in_off + j];
         const lsf_anom_det *d = &x->a.det[in->det];
@@ -542,8 +542,10 @@ static inline void touch(const void *p)
     __asm__ volatile("" : : "r"(v)); /* keeps the load */
 }
 
-/* The record in the bucket: its header and every part, the lines an update
- * reads (records are 64-byte aligned; the cold tail is not asked for).
+/* The key's record, found from its table slot (asked for a step before, and
+ * holding the hash, so no other key's record is read): its header and
+ * every part, the lines an update reads (records are 64-byte aligned; the
+ * cold tail is not asked for).
  * These lines are loaded, not prefetched: with 100,000 keys most records
  * also miss the TLB, and such prefetches were mostly dropped (the next
  * step then stalled on the record anyway), while loads of different
@@ -552,8 +554,7 @@ static inline void touch(const void *p)
 static void load_record(anom_ctx *x, const obs *o)
 {
     const lsf_anom_group *g = x->groups[o->grp].grp;
-    const lsf_anom_keytab *t = &g->shard[o->shard];
-    const char *r = (const char *)t->buckets[o->hash & (t->nbuckets - 1)];
+    const char *r = (const char *)lsf_anom_group_find(g, o->shard, o->hash);
     if (!r)
         return;
     for (size_t at = 0; at < sizeof(lsf_anom_rec) + g->parts_bytes; at += 64)

@@ -109,6 +109,43 @@ static void test_detectors_with_the_same_by_share_records(void **state)
 
 /* Budgets and counts per detector are what they were with a table each:
  * every detector of a group is charged its own entries. */
+/* The key table keeps every key findable through long probe runs and
+ * evictions from the middle of them: hashes that share their low bits all
+ * start at one or two slots. */
+static void test_table_with_colliding_keys(void **state)
+{
+    (void)state;
+    lsf_anom a;
+    parse_set(&a, "[{name: r, type: rate, by: [k], max_keys: 200}]", 1);
+    lsf_anom_det *d = &a.det[0];
+    lsf_anom_shard *s = &d->shard[0];
+    char key[16];
+    bool created;
+    for (uint64_t round = 0; round < 3; round++)
+        for (uint64_t i = 0; i < 300; i++) {
+            uint64_t k = (i * 7 + round * 101) % 450; /* later rounds bring evicted keys back */
+            int n = snprintf(key, sizeof(key), "k%u", (unsigned)k);
+            lsf_anom_entry *e = lsf_anom_entry_get(d, s, k << 8 | 5, key, (uint32_t)n, &created);
+            assert_true(e->rec->hash == (k << 8 | 5));
+            assert_string_equal(e->rec->key, key);
+        }
+    /* exactly the 200 most recent keys are held, each found */
+    uint32_t held = 0;
+    for (uint64_t k = 0; k < 450; k++) {
+        lsf_anom_rec *r = lsf_anom_rec_find(d, 0, k << 8 | 5);
+        if (r) {
+            snprintf(key, sizeof(key), "k%u", (unsigned)k);
+            assert_string_equal(r->key, key);
+            held++;
+        }
+    }
+    assert_int_equal(held, 200);
+    assert_int_equal(records(d), 200);
+    for (uint64_t i = 100; i < 300; i++) /* the last round's last 200 */
+        assert_non_null(lsf_anom_rec_find(d, 0, ((i * 7 + 202) % 450) << 8 | 5));
+    lsf_anom_free(&a);
+}
+
 static void test_budgets_stay_per_detector(void **state)
 {
     (void)state;
@@ -396,6 +433,7 @@ int main(void)
     lsf_log_threshold = LSF_LOG_WARN;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detectors_with_the_same_by_share_records),
+        cmocka_unit_test(test_table_with_colliding_keys),
         cmocka_unit_test(test_budgets_stay_per_detector),
         cmocka_unit_test(test_slab),
         cmocka_unit_test(test_two_workers_score_like_one),
