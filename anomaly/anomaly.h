@@ -209,6 +209,7 @@ typedef struct lsf_anom_group {
     uint32_t nshards;
     lsf_anom_keytab *shard;
     lsf_anom_slab slab;
+    lsf_mem mem; /* the slab, for the parts' first-seen sets */
 } lsf_anom_group;
 
 typedef struct lsf_anom_shard {

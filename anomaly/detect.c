@@ -56,10 +56,10 @@ void lsf_anom_entry_init(const lsf_anom_det *d, lsf_anom_entry *e)
         e->u.series.started = false;
         break;
     case LSF_ANOM_NEW_VALUE:
-        lsf_firstseen_init(&e->u.values, d->def.max_values);
+        lsf_firstseen_init_in(&e->u.values, d->def.max_values, &d->grp->mem);
         break;
     case LSF_ANOM_RARE_TEMPLATE:
-        lsf_firstseen_init(&e->u.tpl.seen, d->def.max_values);
+        lsf_firstseen_init_in(&e->u.tpl.seen, d->def.max_values, &d->grp->mem);
         lsf_topk_init_in(&e->u.tpl.top, LSF_ANOM_TOPK, e->u.tpl.heap);
         e->u.tpl.n = 0;
         break;

@@ -25,6 +25,11 @@
  * values and says so (LSF_SEEN_FULL): such a key is high-cardinality and a
  * new value on it carries little information anyway.
  *
+ * The slots may come from the caller's memory (lsf_firstseen_init_in): the
+ * anomaly stage gives its sets the key records' huge-page slab, since one
+ * slot is read at random per event across tens of megabytes, and in 4 KiB
+ * pages nearly every such read also missed the TLB.
+ *
  * Threads: the caller owns each instance.
  */
 #include <stdlib.h>
@@ -33,15 +38,41 @@
 #include "anomaly/stats.h"
 #include "core/log.h"
 
-void lsf_firstseen_init(lsf_firstseen *f, uint32_t max_values)
+void lsf_firstseen_init_in(lsf_firstseen *f, uint32_t max_values, const lsf_mem *mem)
 {
     memset(f, 0, sizeof(*f));
     f->max_values = max_values ? max_values : 1;
+    f->mem = mem;
+}
+
+void lsf_firstseen_init(lsf_firstseen *f, uint32_t max_values)
+{
+    lsf_firstseen_init_in(f, max_values, NULL);
+}
+
+/* cap zeroed slots, from the set's memory. */
+static uint64_t *slots_new(const lsf_firstseen *f, uint32_t cap)
+{
+    size_t n = (size_t)cap * sizeof(uint64_t);
+    uint64_t *p = f->mem ? f->mem->alloc(f->mem->ctx, n) : calloc(cap, sizeof(uint64_t));
+    if (!p)
+        lsf_die("out of memory (first-seen set of %u slots)", cap);
+    if (f->mem)
+        memset(p, 0, n);
+    return p;
+}
+
+static void slots_free(const lsf_firstseen *f, uint64_t *p, uint32_t cap)
+{
+    if (f->mem && p)
+        f->mem->release(f->mem->ctx, p, (size_t)cap * sizeof(uint64_t));
+    else
+        free(p);
 }
 
 void lsf_firstseen_free(lsf_firstseen *f)
 {
-    free(f->slot);
+    slots_free(f, f->slot, f->cap);
     f->slot = NULL;
     f->cap = f->n = 0;
 }
@@ -68,14 +99,12 @@ static void grow(lsf_firstseen *f)
     uint32_t ncap = f->cap ? f->cap * 2 : 16;
     uint64_t *old = f->slot;
     uint32_t ocap = f->cap;
-    f->slot = calloc(ncap, sizeof(uint64_t));
-    if (!f->slot)
-        lsf_die("out of memory (first-seen set of %u slots)", ncap);
+    f->slot = slots_new(f, ncap);
     f->cap = ncap;
     for (uint32_t i = 0; i < ocap; i++)
         if (old[i])
             *lookup(f, old[i] & ~1ULL) = old[i];
-    free(old);
+    slots_free(f, old, ocap);
 }
 
 enum lsf_seen lsf_firstseen_add(lsf_firstseen *f, uint64_t hash, int64_t time_ns, int64_t learn_ns,
@@ -131,7 +160,7 @@ void lsf_firstseen_save(const lsf_firstseen *f, lsf_wbuf *w)
 
 int lsf_firstseen_load(lsf_firstseen *f, lsf_rbuf *r)
 {
-    lsf_firstseen_free(f);
+    lsf_firstseen_free(f); /* keeps f->mem */
     f->singletons = 0;
     uint32_t n = lsf_rbuf_u32(r);
     f->obs = lsf_rbuf_u64(r);

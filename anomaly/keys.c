@@ -18,7 +18,7 @@
  *
  * Parts hold only what an event touches and are as long as their detector
  * needs (lsf_anom_part_size: 120 bytes for a rate or numeric with two open
- * intervals, 80 for new_value, 312 for rare_template with its top 8); a series' model
+ * intervals, 88 for new_value, 320 for rare_template with its top 8); a series' model
  * (560 bytes, read once an interval) sits in the record's cold tail after
  * all parts. So an event of the four kinds reads 11 adjacent cache lines of
  * its key's record rather than ~15 spread over 2 KB and a separate heap.
@@ -106,6 +106,16 @@ static void add_part(lsf_anom_det *d)
     g->cold_bytes += (uint32_t)lsf_anom_cold_size(d);
 }
 
+static void *slab_alloc(void *slab, size_t n)
+{
+    return lsf_anom_slab_alloc(slab, n);
+}
+
+static void slab_put(void *slab, void *p, size_t n)
+{
+    lsf_anom_slab_put(slab, p, n);
+}
+
 void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
 {
     if (leader && leader->grp->nparts < LSF_ANOM_MAX_GROUP) {
@@ -117,6 +127,7 @@ void lsf_anom_group_join(lsf_anom_det *d, lsf_anom_det *leader)
     }
     lsf_anom_group *g = xcalloc(1, sizeof(*g));
     lsf_anom_slab_init(&g->slab);
+    g->mem = (lsf_mem){slab_alloc, slab_put, &g->slab};
     g->nparts = 1;
     g->nshards = d->nshards;
     g->shard = xcalloc(g->nshards, sizeof(lsf_anom_keytab));

@@ -271,8 +271,17 @@ enum lsf_seen {
     LSF_SEEN_FULL = 3,     /* new, but the set is full: not remembered */
 };
 
+/* Memory a statistic's arrays may come from instead of malloc: alloc never
+ * returns NULL; release gets back the size it was given. */
+typedef struct lsf_mem {
+    void *(*alloc)(void *ctx, size_t n);
+    void (*release)(void *ctx, void *p, size_t n);
+    void *ctx;
+} lsf_mem;
+
 typedef struct lsf_firstseen {
     uint64_t *slot;       /* open addressing of value hashes (0 = empty) */
+    const lsf_mem *mem;   /* where slot comes from (NULL: malloc) */
     uint32_t cap;         /* slots (power of two), grows to max_values * 2 */
     uint32_t n;           /* distinct values held */
     uint32_t max_values;
@@ -282,6 +291,8 @@ typedef struct lsf_firstseen {
 } lsf_firstseen;
 
 void lsf_firstseen_init(lsf_firstseen *f, uint32_t max_values);
+/* The same, its slots from mem (the anomaly stage: huge-page slabs). */
+void lsf_firstseen_init_in(lsf_firstseen *f, uint32_t max_values, const lsf_mem *mem);
 void lsf_firstseen_free(lsf_firstseen *f);
 /* Records one observation of value `hash` at event time `time_ns`. Values
  * first seen before start + learn_ns are learned silently. *p_new (may be

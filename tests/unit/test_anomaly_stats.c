@@ -634,6 +634,48 @@ static void test_firstseen_learning_period(void **state)
     lsf_wbuf_free(&w);
 }
 
+/* A memory that counts what it hands out and gets back. */
+static size_t mem_out;
+static void *counted_alloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    mem_out += n;
+    return malloc(n); /* not zeroed: the set must clear it */
+}
+static void counted_release(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    mem_out -= n;
+    free(p);
+}
+
+/* A set in the caller's memory takes every slot array from it and gives
+ * each back with the size it got, and behaves as a malloc'd one. */
+static void test_firstseen_in_callers_memory(void **state)
+{
+    (void)state;
+    static const lsf_mem mem = {counted_alloc, counted_release, NULL};
+    lsf_firstseen a, b;
+    lsf_firstseen_init_in(&a, 1000, &mem);
+    lsf_firstseen_init(&b, 1000);
+    double pa, pb;
+    for (uint64_t i = 0; i < 3000; i++) {
+        uint64_t v = lsf_mix64(i % 700 + 1);
+        assert_int_equal(lsf_firstseen_add(&a, v, 1, 0, &pa), lsf_firstseen_add(&b, v, 1, 0, &pb));
+        assert_true(pa == pb);
+        assert_int_equal(mem_out, lsf_firstseen_bytes(&a));
+    }
+    lsf_wbuf w = {0};
+    lsf_firstseen_save(&a, &w);
+    lsf_rbuf r = {w.p, w.len, 0, false};
+    assert_int_equal(lsf_firstseen_load(&a, &r), 0); /* reloaded into the same memory */
+    assert_int_equal(mem_out, lsf_firstseen_bytes(&a));
+    lsf_firstseen_free(&a);
+    lsf_firstseen_free(&b);
+    assert_int_equal(mem_out, 0);
+    lsf_wbuf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_cms_overestimate_bound),
         cmocka_unit_test(test_topk_recall_on_zipf),
         cmocka_unit_test(test_firstseen_learning_period),
+        cmocka_unit_test(test_firstseen_in_callers_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
