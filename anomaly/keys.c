@@ -26,9 +26,10 @@
  * Cost per key, charged to each detector: its part (+ the key text) plus
  * what it keeps (model.c, firstseen.c, topk.c report their bytes), plus 8
  * bytes a bucket of a table of its own keys' size (the group's real table,
- * 16-byte slots at most half full, is shared by its detectors). The dead parts of a record that another detector
- * still keeps are charged to no one; records come from the group's slab
- * (slab.c).
+ * 16-byte slots at most half full, is shared by its detectors). The dead
+ * parts of a record that another detector still keeps are charged to no
+ * one; records, and the first-seen sets of their parts, come from the
+ * group's slab (slab.c).
  *
  * Threads: shard s of a detector is used only by the holder of the stage's
  * ticket s (score.c) or by a single-threaded caller (logsift score).

@@ -447,12 +447,12 @@ void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_matc
 
 /* ---- a worker's memo of exact lines -------------------------------------- */
 
-#define MEMO_LINES 256 /* direct-mapped by the line's hash: 32 KiB */
+#define MEMO_LINES 256 /* direct-mapped by the line's hash: 28 KiB */
 #define MEMO_TEXT 96   /* longer lines are not remembered (they rarely repeat) */
 
 typedef struct memo_line {
-    uint64_t hash, version, id; /* version 0: empty */
-    uint32_t slot, len;
+    uint64_t hash, version; /* version 0: empty */
+    uint32_t slot, len;     /* the template's slot; the line's length */
     char text[MEMO_TEXT];
 } memo_line;
 
@@ -503,7 +503,6 @@ void lsf_miner_memo_add(lsf_miner_memo *mm, const char *line, size_t len, lsf_te
     if (mine(m, line, len, out, &version)) {
         e->hash = h;
         e->version = version;
-        e->id = out->id;
         e->slot = out->slot;
         e->len = (uint32_t)len;
         memcpy(e->text, line, len);
