@@ -36,7 +36,9 @@ measured by bench.py's run_one exactly as `make bench` measures every
 scenario. The table gives medians (min-max); the ratios compare the best run
 of each configuration (most lines/s, least CPU time), because on a shared
 machine other processes only ever slow a run down, and the best runs are the
-ones they disturbed least. Exit status: 0 when the run with the stage keeps
+ones they disturbed least. It also prints each round's ratio (its two runs go
+back to back, so they share the machine's moment) and their median, which
+drift between rounds does not move. Exit status: 0 when the run with the stage keeps
 at least the target share of the lines/s of the one without it.
 """
 import argparse
@@ -154,6 +156,12 @@ def main():
                       "best": max(r["lps"] for r in ok), "cpu_min": min(r["cpu"] for r in ok),
                       "rss": statistics.median(r["rss"] for r in ok),
                       "lost": max(r["lost"] for r in ok)}
+    # The two runs of a round follow each other, so they share the machine's
+    # moment: their ratio cancels the drift that moves runs minutes apart.
+    pairs = [(s["lps"] / p["lps"], p["cpu"] / s["cpu"])
+             for p, s in zip(res[plain.key], res[staged.key])
+             if not p["error"] and not s["error"] and p.get("lps") and s.get("lps")
+             and p["cpu"] > 0 and s["cpu"] > 0]
     ratio = stats[staged.key]["best"] / stats[plain.key]["best"]
     cpu_ratio = stats[plain.key]["cpu_min"] / stats[staged.key]["cpu_min"]
     med_ratio = stats[staged.key]["lps"] / stats[plain.key]["lps"]
@@ -174,6 +182,12 @@ def main():
     print(f"\nwith {args.stage} / without, best runs: {ratio:.2f} in lines/s, {cpu_ratio:.2f} in "
           f"CPU time ({'meets' if ratio >= target else 'MISSES'} the {target:.2f} target); "
           f"medians: {med_ratio:.2f} in lines/s")
+    if pairs:
+        print(f"round by round (the two runs of a round back to back): lines/s "
+              f"{' '.join(f'{a:.2f}' for a, _ in pairs)}, median "
+              f"{statistics.median(a for a, _ in pairs):.2f}; CPU time "
+              f"{' '.join(f'{c:.2f}' for _, c in pairs)}, median "
+              f"{statistics.median(c for _, c in pairs):.2f}")
     return 0 if ratio >= target else 1
 
 
