@@ -281,6 +281,12 @@ static inline lsf_anom_rec *lsf_anom_rec_find(const lsf_anom_det *d, uint32_t k,
 {
     return lsf_anom_group_find(d->grp, k, hash);
 }
+/* Whether entry e is among the last eighth of its shard's moves to the LRU
+ * front: such a busy key is not moved again (no writes to its neighbours). */
+static inline bool lsf_anom_lru_recent(const lsf_anom_shard *s, const lsf_anom_entry *e)
+{
+    return (uint32_t)s->clock - e->stamp < s->n / 8 + 1;
+}
 /* Finds the entry of key (hash, text) in shard s, creating it (evicting
  * least-recently-used entries over the budget) when absent. Moves it to the
  * front of the LRU. *created tells which. Never NULL. */

@@ -45,7 +45,7 @@ static inline uint64_t lsf_hash64(const void *data, size_t n, uint64_t seed)
 {
     const unsigned char *p = data;
     uint64_t h = seed ^ (0x9e3779b97f4a7c15ULL * (n + 1));
-    size_t whole = n >= 8;
+    const int whole = n >= 8; /* at least one full word was read */
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);

@@ -308,9 +308,7 @@ lsf_anom_entry *lsf_anom_entry_at(lsf_anom_det *d, lsf_anom_shard *s, lsf_anom_r
     if (r && (r->live >> d->grp_slot & 1)) {
         lsf_anom_entry *e = lsf_anom_part(d, r);
         *created = false;
-        /* move to the LRU front, unless it is already in the most recent
-         * eighth: busy keys then cost no writes to their neighbours */
-        if ((uint32_t)s->clock - e->stamp < s->n / 8 + 1)
+        if (lsf_anom_lru_recent(s, e)) /* else it moves to the LRU front */
             return e;
         e->stamp = (uint32_t)++s->clock;
         e->prev->next = e->next;

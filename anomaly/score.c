@@ -521,9 +521,9 @@ static void interval_event(anom_ctx *x, wscratch *w, lsf_batch *b, lsf_anom_det 
 
 /* ---- phase 2: state, per shard in batch order -------------------------------------- */
 
-#define PIPE 3 /* shards between a bucket prefetch and the updates (anom_process) */
+#define PIPE 3 /* shards between a table-slot prefetch and the updates (anom_process) */
 
-static void prefetch_bucket(anom_ctx *x, wscratch *w, const obs *o)
+static void prefetch_slot(anom_ctx *x, wscratch *w, const obs *o)
 {
     const lsf_anom_keytab *t = &x->groups[o->grp].grp->shard[o->shard];
     __builtin_prefetch(&t->slot[o->hash & (t->nslots - 1)]);
@@ -575,7 +575,7 @@ static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
             continue;
         const lsf_anom_entry *e = lsf_anom_part(d, r);
         const lsf_anom_shard *s = &d->shard[o->shard];
-        if ((uint32_t)s->clock - e->stamp >= s->n / 8 + 1) {
+        if (!lsf_anom_lru_recent(s, e)) {
             __builtin_prefetch(e->prev, 1);
             __builtin_prefetch(e->next, 1);
         }
@@ -705,7 +705,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
         w->best[i] = -1;
         w->hits[i] = 0;
     }
-    /* Keys are cache misses: a shard's buckets, then its records and entries,
+    /* Keys are cache misses: a shard's table slots, then its records and entries,
      * then the state in them are asked for a step before they are needed, a
      * step being one shard's updates, so the misses overlap with work. The
      * tickets of the shards in flight are held together, taken and passed on
@@ -721,7 +721,7 @@ static int anom_process(lsf_stage *st, lsf_batch *b, int worker)
                 wm = a->watermark_ns;
             }
             for (uint32_t j = w->shard_off[k]; j < w->shard_off[k + 1]; j++)
-                prefetch_bucket(x, w, &w->o[w->order[j]]);
+                prefetch_slot(x, w, &w->o[w->order[j]]);
         }
         if (k >= 1 && k - 1 < ns)
             for (uint32_t j = w->shard_off[k - 1]; j < w->shard_off[k]; j++)

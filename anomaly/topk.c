@@ -30,21 +30,6 @@
 
 #define SMALL_K 8 /* up to this many entries: linear search, no index */
 
-void lsf_topk_init(lsf_topk *t, uint32_t k)
-{
-    memset(t, 0, sizeof(*t));
-    t->k = k ? k : 1;
-    t->heap = calloc(t->k, sizeof(*t->heap));
-    if (t->k > SMALL_K) {
-        t->index_cap = 8;
-        while (t->index_cap < 2 * t->k)
-            t->index_cap *= 2;
-        t->index = calloc(t->index_cap, sizeof(*t->index));
-    }
-    if (!t->heap || (t->k > SMALL_K && !t->index))
-        lsf_die("out of memory (top-%u summary)", k);
-}
-
 void lsf_topk_init_in(lsf_topk *t, uint32_t k, lsf_topk_entry *heap)
 {
     memset(t, 0, sizeof(*t));
@@ -60,6 +45,15 @@ void lsf_topk_init_in(lsf_topk *t, uint32_t k, lsf_topk_entry *heap)
         if (!t->index)
             lsf_die("out of memory (top-%u summary)", k);
     }
+}
+
+void lsf_topk_init(lsf_topk *t, uint32_t k)
+{
+    lsf_topk_entry *heap = calloc(k ? k : 1, sizeof(*heap));
+    if (!heap)
+        lsf_die("out of memory (top-%u summary)", k);
+    lsf_topk_init_in(t, k, heap);
+    t->heap_given = false; /* ours to free */
 }
 
 void lsf_topk_free(lsf_topk *t)
