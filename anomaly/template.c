@@ -43,19 +43,21 @@
  * again and again. A worker's memo (lsf_miner_memo) remembers the answer for
  * a line it mined; it is reused only while the miner's version - bumped by
  * every change to templates or leaves - is the one it was found under, so
- * it is exactly the answer mining would give, for a hash, a compare and the
- * read lock instead of masking and the tree.
+ * it is exactly the answer mining would give, for a hash, a compare and
+ * two atomic counters instead of masking, the tree and the read lock.
  *
  * Threads: matching a line against existing templates takes the read side
  * of a read-write lock (counts and recency are atomics), so workers mine in
  * parallel; creating or generalising a template retakes the write side and
  * repeats the search (another worker may have done it meanwhile). A memo
- * belongs to one thread.
+ * belongs to one thread; its hits take no lock.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "anomaly/hash.h"
 #include "anomaly/template.h"
@@ -88,8 +90,9 @@ typedef struct leaf {
 struct lsf_miner {
     pthread_rwlock_t lock;
     lsf_miner_opts opts;
-    cluster *cl;      /* slots */
-    uint32_t ncl, capcl;
+    cluster *cl;      /* max_templates slots, mapped once: a slot never moves (memo hits
+                       * update its counters without the lock) */
+    uint32_t ncl, capcl; /* slots used; slots accounted (grows by doubling) */
     uint32_t *free_slots;
     uint32_t nfree;
     uint32_t live;
@@ -97,7 +100,8 @@ struct lsf_miner {
     uint32_t leaf_cap, nleaves;
     _Atomic uint64_t clock;
     uint64_t created, evicted;
-    uint64_t version; /* bumped (under the write lock) by any change to templates or leaves */
+    _Atomic uint64_t version; /* bumped (holding the write lock) before any change to
+                               * templates or leaves */
 };
 
 void lsf_miner_opts_default(lsf_miner_opts *o)
@@ -114,6 +118,12 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+/* The slots' mapping: touched only as far as slots are used. */
+static size_t cl_bytes(const lsf_miner *m)
+{
+    return (size_t)m->opts.max_templates * sizeof(cluster);
+}
+
 lsf_miner *lsf_miner_new(const lsf_miner_opts *o)
 {
     lsf_miner *m = xcalloc(1, sizeof(*m));
@@ -124,10 +134,29 @@ lsf_miner *lsf_miner_new(const lsf_miner_opts *o)
     if (m->opts.max_templates < 1)
         m->opts.max_templates = 1;
     pthread_rwlock_init(&m->lock, NULL);
+    m->cl = mmap(NULL, cl_bytes(m), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m->cl == MAP_FAILED)
+        lsf_die("out of memory (template miner: %u templates)", m->opts.max_templates);
     m->version = 1; /* a memo's empty lines hold 0 */
     m->leaf_cap = 64;
     m->leaves = xcalloc(m->leaf_cap, sizeof(leaf));
     return m;
+}
+
+/* An empty slot for a new template. The counters are stored as atomics: a
+ * memo hit of the slot's previous template may still be adding to them. */
+static void cluster_reset(cluster *c)
+{
+    c->id = 0;
+    c->h = NULL;
+    c->parts = NULL;
+    c->text = NULL;
+    c->ntok = c->trail_off = c->trail_len = 0;
+    c->k0 = c->k1 = 0;
+    c->live = false;
+    atomic_store_explicit(&c->count, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->last_use, 0, memory_order_relaxed);
 }
 
 static void cluster_release(cluster *c)
@@ -159,7 +188,7 @@ void lsf_miner_free(lsf_miner *m)
         return;
     clear(m);
     free(m->leaves);
-    free(m->cl);
+    munmap(m->cl, cl_bytes(m));
     free(m->free_slots);
     pthread_rwlock_destroy(&m->lock);
     free(m);
@@ -283,14 +312,20 @@ static bool needs_generalising(const cluster *c, const lsf_masked *mk)
     return false;
 }
 
-static void fill_match(lsf_miner *m, cluster *c, uint32_t slot, lsf_template_match *out)
+/* A line matched c: its count and recency (the eviction order). */
+static void count_use(lsf_miner *m, cluster *c, lsf_template_match *out)
 {
-    out->id = c->id;
-    out->slot = slot;
     out->count = atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&c->last_use,
                           atomic_fetch_add_explicit(&m->clock, 1, memory_order_relaxed),
                           memory_order_relaxed);
+}
+
+static void fill_match(lsf_miner *m, cluster *c, uint32_t slot, lsf_template_match *out)
+{
+    out->id = c->id;
+    out->slot = slot;
+    count_use(m, c, out);
 }
 
 /* ---- creation and eviction --------------------------------------------- */
@@ -340,11 +375,9 @@ static uint32_t new_slot(lsf_miner *m)
         uint32_t ncap = m->capcl ? m->capcl * 2 : 64;
         if (ncap > m->opts.max_templates)
             ncap = m->opts.max_templates;
-        cluster *ncl = realloc(m->cl, ncap * sizeof(cluster));
         uint32_t *nfs = realloc(m->free_slots, ncap * sizeof(uint32_t));
-        if (!ncl || !nfs)
+        if (!nfs)
             lsf_die("out of memory (template miner)");
-        m->cl = ncl;
         m->free_slots = nfs;
         m->capcl = ncap;
     }
@@ -402,14 +435,14 @@ static bool mine(lsf_miner *m, const char *line, size_t len, lsf_template_match 
     int64_t b = l ? best_match(m, l, &mk) : -1;
     if (b >= 0 && !needs_generalising(&m->cl[b], &mk)) {
         fill_match(m, &m->cl[b], (uint32_t)b, out);
-        *version = m->version;
+        *version = atomic_load_explicit(&m->version, memory_order_relaxed);
         pthread_rwlock_unlock(&m->lock);
         return true;
     }
     pthread_rwlock_unlock(&m->lock);
 
     pthread_rwlock_wrlock(&m->lock);
-    m->version++;
+    atomic_fetch_add_explicit(&m->version, 1, memory_order_relaxed);
     l = leaf_get(m, mk.n, k0, k1);
     b = best_match(m, l, &mk);
     if (b >= 0) {
@@ -424,7 +457,7 @@ static bool mine(lsf_miner *m, const char *line, size_t len, lsf_template_match 
         uint32_t slot = new_slot(m);
         l = leaf_get(m, mk.n, k0, k1); /* eviction never frees leaves, but be safe */
         cluster *c = &m->cl[slot];
-        memset(c, 0, sizeof(*c));
+        cluster_reset(c);
         c->id = build(c, line, &mk, len);
         c->k0 = k0;
         c->k1 = k1;
@@ -447,11 +480,12 @@ void lsf_miner_add(lsf_miner *m, const char *line, size_t len, lsf_template_matc
 
 /* ---- a worker's memo of exact lines -------------------------------------- */
 
-#define MEMO_LINES 256 /* direct-mapped by the line's hash: 28 KiB */
+#define MEMO_LINES 256 /* direct-mapped by the line's hash: 32 KiB */
 #define MEMO_TEXT 96   /* longer lines are not remembered (they rarely repeat) */
 
 typedef struct memo_line {
     uint64_t hash, version; /* version 0: empty */
+    uint64_t id;            /* the template's id */
     uint32_t slot, len;     /* the template's slot; the line's length */
     char text[MEMO_TEXT];
 } memo_line;
@@ -488,21 +522,25 @@ void lsf_miner_memo_add(lsf_miner_memo *mm, const char *line, size_t len, lsf_te
     }
     uint64_t h = lsf_hash64(line, len, 0x6d656d6fULL);
     memo_line *e = &mm->line[h & (MEMO_LINES - 1)];
-    if (e->hash == h && e->len == len && memcmp(e->text, line, len) == 0) {
-        pthread_rwlock_rdlock(&m->lock);
-        if (e->version == m->version) { /* no template changed: mining would say the same */
-            memset(out, 0, sizeof(*out));
-            fill_match(m, &m->cl[e->slot], e->slot, out);
-            pthread_rwlock_unlock(&m->lock);
-            mm->hits++;
-            return;
-        }
-        pthread_rwlock_unlock(&m->lock);
+    if (e->hash == h && e->len == len && memcmp(e->text, line, len) == 0 &&
+        e->version == atomic_load_explicit(&m->version, memory_order_relaxed)) {
+        /* No template changed: mining would say the same. Without the lock:
+         * the answer is the memo's own, and the slot's counters are atomics
+         * in memory that never moves. Should a writer evict and reuse the
+         * slot right after the version was read, one count and recency mark
+         * land on the slot's new template: a line's worth of statistics. */
+        memset(out, 0, sizeof(*out));
+        out->id = e->id;
+        out->slot = e->slot;
+        count_use(m, &m->cl[e->slot], out);
+        mm->hits++;
+        return;
     }
     uint64_t version;
     if (mine(m, line, len, out, &version)) {
         e->hash = h;
         e->version = version;
+        e->id = out->id;
         e->slot = out->slot;
         e->len = (uint32_t)len;
         memcpy(e->text, line, len);
@@ -618,7 +656,7 @@ static bool parts_valid(const part *p, uint32_t n, uint32_t trail_off)
 int lsf_miner_load(lsf_miner *m, lsf_rbuf *r)
 {
     pthread_rwlock_wrlock(&m->lock);
-    m->version++;
+    atomic_fetch_add_explicit(&m->version, 1, memory_order_relaxed);
     clear(m);
     uint32_t magic = lsf_rbuf_u32(r);
     uint32_t n = lsf_rbuf_u32(r);
@@ -640,7 +678,7 @@ int lsf_miner_load(lsf_miner *m, lsf_rbuf *r)
         }
         uint32_t slot = new_slot(m);
         cluster *c = &m->cl[slot];
-        memset(c, 0, sizeof(*c));
+        cluster_reset(c);
         c->h = xcalloc(ntok, sizeof(uint64_t));
         c->parts = xcalloc(ntok, sizeof(part));
         c->text = xcalloc(text_len + 1, 1);

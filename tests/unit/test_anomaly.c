@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +221,83 @@ static void test_miner_memo_answers_as_mining(void **state)
     lsf_miner_memo_free(memo);
     lsf_miner_free(plain);
     lsf_miner_free(memoed);
+}
+
+/* Memo hits take no lock: two workers hit their memos while a third
+ * thread keeps creating templates, so versions change and slots are evicted
+ * and reused under them (run under AddressSanitizer by `make asan`). Each
+ * fixed line's template id depends on the line alone, so every answer has
+ * one right id. */
+typedef struct memo_worker {
+    lsf_miner *m;
+    const uint64_t *want;
+    long hits, wrong;
+} memo_worker;
+
+static const char *const memo_lines[] = {"user signed in", "order placed now",
+                                         "cache miss on shard", "job finished"};
+static atomic_bool churn_done;
+
+static void *memo_worker_run(void *arg)
+{
+    memo_worker *w = arg;
+    lsf_miner_memo *memo = lsf_miner_memo_new(w->m);
+    for (int i = 0; !atomic_load(&churn_done); i++) {
+        const char *l = memo_lines[i % 4];
+        lsf_template_match tm;
+        lsf_miner_memo_add(memo, l, strlen(l), &tm);
+        w->wrong += tm.id != w->want[i % 4];
+    }
+    w->hits = (long)lsf_miner_memo_hits(memo);
+    lsf_miner_memo_free(memo);
+    return NULL;
+}
+
+static void *churn_run(void *arg)
+{
+    lsf_miner *m = arg;
+    char line[64];
+    for (unsigned i = 0; i < 2000; i++) {
+        int n = snprintf(line, sizeof(line), "churn%c%c%c happened", 'a' + i % 26,
+                         'a' + i / 26 % 26, 'a' + i / 676 % 26); /* no digits: not masked */
+        lsf_template_match tm;
+        lsf_miner_add(m, line, (size_t)n, &tm);
+        usleep(10);
+    }
+    atomic_store(&churn_done, true);
+    return NULL;
+}
+
+static void test_miner_memo_hits_race_with_changes(void **state)
+{
+    (void)state;
+    lsf_miner_opts o;
+    lsf_miner_opts_default(&o);
+    o.max_templates = 8;
+    lsf_miner *ref = lsf_miner_new(&o), *m = lsf_miner_new(&o);
+    uint64_t want[4];
+    for (int k = 0; k < 4; k++) {
+        lsf_template_match tm;
+        lsf_miner_add(ref, memo_lines[k], strlen(memo_lines[k]), &tm);
+        want[k] = tm.id;
+    }
+    memo_worker w[2] = {{m, want, 0, 0}, {m, want, 0, 0}};
+    pthread_t t[3];
+    atomic_store(&churn_done, false);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, memo_worker_run, &w[i]), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, churn_run, m), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    uint64_t held, created, evicted;
+    lsf_miner_stats(m, &held, &created, &evicted);
+    assert_true(evicted > 1000); /* slots were evicted and reused under the workers */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w[i].wrong, 0);
+        assert_true(w[i].hits > 1000);
+    }
+    lsf_miner_free(ref);
+    lsf_miner_free(m);
 }
 
 /* ---- series model --------------------------------------------------------------- */
@@ -725,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_miner_snapshot_keeps_ids),
         cmocka_unit_test(test_miner_bounded),
         cmocka_unit_test(test_miner_memo_answers_as_mining),
+        cmocka_unit_test(test_miner_memo_hits_race_with_changes),
         cmocka_unit_test(test_model_scores_spike_after_learning),
         cmocka_unit_test(test_model_vigilance_after_a_report),
         cmocka_unit_test(test_model_second_tier_on_a_quiet_key),
