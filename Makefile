@@ -175,8 +175,8 @@ eval: deps logsift
 # (benchmarks/stagecost.py --stage anomaly: the daemon with and without it).
 bench-anomaly: deps logsift $(BUILD)/bench/anomaly_bench
 	@rc=0; $(BUILD)/bench/anomaly_bench || rc=1; \
-	  BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage anomaly --runs 5 || rc=1; \
-	  BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage anomaly --runs 5 --warm || rc=1; \
+	  BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage anomaly --runs 9 || rc=1; \
+	  BUILD=$(BUILD) python3 benchmarks/stagecost.py --stage anomaly --runs 9 --warm || rc=1; \
 	  exit $$rc
 
 $(BUILD)/bench/anomaly_bench: benchmarks/anomaly_bench.c $(BUILD)/liblogsift.a
