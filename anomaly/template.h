@@ -11,10 +11,11 @@
  * run that sees it first in the same masked form, and always after a
  * restore from a snapshot (lsf_miner_save/load).
  *
- * Threads: lsf_miner_add, lsf_miner_text and lsf_miner_count may run on any
- * number of threads at once (an internal read-write lock: matching takes
- * the read side, creating or generalising a template the write side);
- * save/load/free on one thread with no adds running.
+ * Threads: lsf_miner_add, lsf_miner_memo_add (each memo on one thread),
+ * lsf_miner_text, lsf_miner_stats and lsf_miner_bytes may run on any number
+ * of threads at once (an internal read-write lock: matching takes the read
+ * side, creating or generalising a template the write side; a memo hit
+ * takes neither); save/load/free on one thread with no adds running.
  */
 #ifndef LSF_ANOMALY_TEMPLATE_H
 #define LSF_ANOMALY_TEMPLATE_H
@@ -61,7 +62,7 @@ void lsf_miner_opts_default(lsf_miner_opts *o);
 
 typedef struct lsf_template_match {
     uint64_t id;       /* template id */
-    uint32_t slot;     /* internal index, for lsf_miner_text/count until evicted */
+    uint32_t slot;     /* internal index, for lsf_miner_text until evicted */
     uint64_t count;    /* lines matched by this template, this one included */
     bool created;      /* the line started a new template */
     bool generalised;  /* the line turned a template position into "<*>" */
