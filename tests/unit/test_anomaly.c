@@ -178,15 +178,23 @@ static void test_miner_bounded(void **state)
     lsf_miner_free(m);
 }
 
+/* Two empty miners holding at most max_templates each. */
+static void new_miner_pair(uint32_t max_templates, lsf_miner **a, lsf_miner **b)
+{
+    lsf_miner_opts o;
+    lsf_miner_opts_default(&o);
+    o.max_templates = max_templates;
+    *a = lsf_miner_new(&o);
+    *b = lsf_miner_new(&o);
+}
+
 /* A memo answers exactly as mining does, through creations,
  * generalisations and evictions: two miners in lockstep, one with a memo. */
 static void test_miner_memo_answers_as_mining(void **state)
 {
     (void)state;
-    lsf_miner_opts o;
-    lsf_miner_opts_default(&o);
-    o.max_templates = 16;
-    lsf_miner *plain = lsf_miner_new(&o), *memoed = lsf_miner_new(&o);
+    lsf_miner *plain, *memoed;
+    new_miner_pair(16, &plain, &memoed);
     lsf_miner_memo *memo = lsf_miner_memo_new(memoed);
     char line[128];
     uint32_t x = 7;
@@ -271,10 +279,8 @@ static void *churn_run(void *arg)
 static void test_miner_memo_hits_race_with_changes(void **state)
 {
     (void)state;
-    lsf_miner_opts o;
-    lsf_miner_opts_default(&o);
-    o.max_templates = 8;
-    lsf_miner *ref = lsf_miner_new(&o), *m = lsf_miner_new(&o);
+    lsf_miner *ref, *m;
+    new_miner_pair(8, &ref, &m);
     uint64_t want[4];
     for (int k = 0; k < 4; k++) {
         lsf_template_match tm;
