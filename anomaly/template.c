@@ -57,7 +57,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "anomaly/hash.h"
 #include "anomaly/template.h"
@@ -90,8 +89,8 @@ typedef struct leaf {
 struct lsf_miner {
     pthread_rwlock_t lock;
     lsf_miner_opts opts;
-    cluster *cl;      /* max_templates slots, mapped once: a slot never moves (memo hits
-                       * update its counters without the lock) */
+    cluster *cl;      /* max_templates slots, allocated once: a slot never moves (memo
+                       * hits update its counters without the lock) */
     uint32_t ncl, capcl; /* slots used; slots accounted (grows by doubling) */
     uint32_t *free_slots;
     uint32_t nfree;
@@ -118,12 +117,6 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
-/* The slots' mapping: touched only as far as slots are used. */
-static size_t cl_bytes(const lsf_miner *m)
-{
-    return (size_t)m->opts.max_templates * sizeof(cluster);
-}
-
 lsf_miner *lsf_miner_new(const lsf_miner_opts *o)
 {
     lsf_miner *m = xcalloc(1, sizeof(*m));
@@ -134,10 +127,7 @@ lsf_miner *lsf_miner_new(const lsf_miner_opts *o)
     if (m->opts.max_templates < 1)
         m->opts.max_templates = 1;
     pthread_rwlock_init(&m->lock, NULL);
-    m->cl = mmap(NULL, cl_bytes(m), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m->cl == MAP_FAILED)
-        lsf_die("out of memory (template miner: %u templates)", m->opts.max_templates);
+    m->cl = xcalloc(m->opts.max_templates, sizeof(cluster));
     m->version = 1; /* a memo's empty lines hold 0 */
     m->leaf_cap = 64;
     m->leaves = xcalloc(m->leaf_cap, sizeof(leaf));
@@ -188,7 +178,7 @@ void lsf_miner_free(lsf_miner *m)
         return;
     clear(m);
     free(m->leaves);
-    munmap(m->cl, cl_bytes(m));
+    free(m->cl);
     free(m->free_slots);
     pthread_rwlock_destroy(&m->lock);
     free(m);
@@ -526,9 +516,10 @@ void lsf_miner_memo_add(lsf_miner_memo *mm, const char *line, size_t len, lsf_te
         e->version == atomic_load_explicit(&m->version, memory_order_relaxed)) {
         /* No template changed: mining would say the same. Without the lock:
          * the answer is the memo's own, and the slot's counters are atomics
-         * in memory that never moves. Should a writer evict and reuse the
-         * slot right after the version was read, one count and recency mark
-         * land on the slot's new template: a line's worth of statistics. */
+         * in an array that is never reallocated. Should a writer evict and
+         * reuse the slot right after the version was read, one count and
+         * recency mark land on the slot's new template: a line's worth of
+         * statistics. */
         memset(out, 0, sizeof(*out));
         out->id = e->id;
         out->slot = e->slot;
