@@ -28,6 +28,8 @@
 #include "anomaly/stats.h"
 #include "core/log.h"
 
+#define MAX_DEPTH 16 /* rows: delta down to e^-16 */
+
 void lsf_cms_init(lsf_cms *c, double eps, double delta)
 {
     if (!(eps > 0) || eps > 1)
@@ -36,7 +38,7 @@ void lsf_cms_init(lsf_cms *c, double eps, double delta)
         delta = 0.01;
     double w = ceil(exp(1) / eps), d = ceil(log(1 / delta));
     c->width = (uint32_t)(w < 16 ? 16 : w > (1u << 28) ? (1u << 28) : w);
-    c->depth = (uint32_t)(d < 1 ? 1 : d > 16 ? 16 : d);
+    c->depth = (uint32_t)(d < 1 ? 1 : d > MAX_DEPTH ? MAX_DEPTH : d);
     c->wmul = UINT64_MAX / c->width + 1;
     c->total = 0;
     c->cnt = calloc((size_t)c->width * c->depth, sizeof(uint32_t));
@@ -61,15 +63,23 @@ static inline uint32_t pos(const lsf_cms *c, uint64_t hash, uint32_t row)
     return (uint32_t)(((unsigned __int128)frac * c->width) >> 64) + row * c->width;
 }
 
-uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash)
+/* The item's counter in every row, into at[], and the least of them (its
+ * estimate). */
+static inline uint32_t counters(const lsf_cms *c, uint64_t hash, uint32_t at[MAX_DEPTH])
 {
     uint32_t m = UINT32_MAX;
     for (uint32_t r = 0; r < c->depth; r++) {
-        uint32_t v = c->cnt[pos(c, hash, r)];
-        if (v < m)
-            m = v;
+        at[r] = pos(c, hash, r);
+        if (c->cnt[at[r]] < m)
+            m = c->cnt[at[r]];
     }
     return m;
+}
+
+uint32_t lsf_cms_estimate(const lsf_cms *c, uint64_t hash)
+{
+    uint32_t at[MAX_DEPTH];
+    return counters(c, hash, at);
 }
 
 void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash)
@@ -80,13 +90,8 @@ void lsf_cms_prefetch(const lsf_cms *c, uint64_t hash)
 
 uint32_t lsf_cms_add(lsf_cms *c, uint64_t hash, uint32_t n, uint32_t *before)
 {
-    uint32_t at[16]; /* the item's counters, found once (depth <= 16) */
-    uint32_t est = UINT32_MAX;
-    for (uint32_t r = 0; r < c->depth; r++) {
-        at[r] = pos(c, hash, r);
-        if (c->cnt[at[r]] < est)
-            est = c->cnt[at[r]];
-    }
+    uint32_t at[MAX_DEPTH]; /* found once for the estimate and the update */
+    uint32_t est = counters(c, hash, at);
     if (before)
         *before = est;
     uint64_t target = (uint64_t)est + n;

@@ -562,7 +562,8 @@ static void load_record(anom_ctx *x, const obs *o)
 }
 
 /* The detector state each update will touch, once the record is in cache:
- * its value set, and the LRU neighbours a move to the front will write. */
+ * its value or template set, and the LRU neighbours a move to the front
+ * will write. */
 static void prefetch_state(anom_ctx *x, wscratch *w, const obs *o)
 {
     const lsf_anom_rec *r = lsf_anom_group_find(x->groups[o->grp].grp, o->shard, o->hash);
